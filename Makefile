@@ -1,0 +1,38 @@
+# One verb per task; CI calls the same verbs (.ci/run -> make test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DB_URL ?= sqlite:///./data/botwire.db
+
+.PHONY: install run test test-long lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	mkdir -p data
+	$(BIN)/botwire serve --db $(DB_URL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check botwire_server botwire_client botwire tests bench
+	$(BIN)/ruff format --check botwire_server botwire_client botwire tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix botwire_server botwire_client botwire tests bench
+	$(BIN)/ruff format botwire_server botwire_client botwire tests bench
+
+test: $(STAMP) lint
+	$(BIN)/pytest -m "not slow"
+
+test-long: $(STAMP)
+	$(BIN)/pytest -m slow
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,128 @@
+"""The server's exception tree. Every class carries its HTTP status and a stable ``code``.
+
+One handler (``botwire_server.http.errors``) renders any of them as the canonical JSON body::
+
+    {"error": "<human sentence>", "code": "<stable_snake_case>", "status": <int>, ...extra}
+
+::
+
+    BotWireServerError (500 internal_error)
+    ├── InvalidInput (400 invalid_input; also invalid_name, invalid_json, invalid_parameter, ...)
+    │   └── FutureRevision (400 future_revision: as_of/to above the head; carries head)
+    ├── NotFound (404 not_found; key_not_found, route_not_found)
+    ├── MethodNotAllowed (405 method_not_allowed)
+    ├── Conflict (409 version_conflict; carries current_version)
+    ├── RevisionCompacted (410 revision_compacted; carries oldest_revision)
+    ├── PayloadTooLarge (413 value_too_large, namespace_full)
+    ├── UnsupportedMediaType (415 unsupported_media_type)
+    ├── QuotaExceeded (429 write_quota_exceeded; carries retry_after)
+    ├── Unavailable (503 database_unavailable, shutting_down)
+    └── DiskFull (507 disk_full)
+
+Stores raise these directly: they are the storage contract's errors as much as HTTP's, and a
+backend translates its driver's errors into them in exactly one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BotWireServerError(Exception):
+    status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The canonical JSON error body."""
+        return {"error": self.message, "code": self.code, "status": self.status, **self.extra}
+
+
+class InvalidInput(BotWireServerError):
+    status = 400
+    default_code = "invalid_input"
+
+
+class FutureRevision(InvalidInput):
+    default_code = "future_revision"
+
+    def __init__(self, revision: int, head: int) -> None:
+        super().__init__(
+            f"Revision {revision} is in the future: this namespace is at revision {head}.",
+            head=head,
+        )
+
+
+class NotFound(BotWireServerError):
+    status = 404
+    default_code = "not_found"
+
+
+class MethodNotAllowed(BotWireServerError):
+    status = 405
+    default_code = "method_not_allowed"
+
+
+class Conflict(BotWireServerError):
+    status = 409
+    default_code = "version_conflict"
+
+    def __init__(self, expected: int, current: int) -> None:
+        wanted = "not to exist" if expected == 0 else f"to be at version {expected}"
+        now = "it does not exist" if current == 0 else f"it is at version {current}"
+        super().__init__(
+            f"The key was expected {wanted}, but {now}. Re-read it and retry.",
+            current_version=current,
+        )
+        self.current_version = current
+
+
+class RevisionCompacted(BotWireServerError):
+    status = 410
+    default_code = "revision_compacted"
+
+    def __init__(self, revision: int, oldest: int) -> None:
+        super().__init__(
+            f"Revision {revision} is older than the kept history; "
+            f"the oldest readable revision is {oldest}.",
+            oldest_revision=oldest,
+        )
+        self.oldest_revision = oldest
+
+
+class PayloadTooLarge(BotWireServerError):
+    status = 413
+    default_code = "value_too_large"
+
+
+class UnsupportedMediaType(BotWireServerError):
+    status = 415
+    default_code = "unsupported_media_type"
+
+
+class QuotaExceeded(BotWireServerError):
+    status = 429
+    default_code = "write_quota_exceeded"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"This namespace has used its {limit} writes for today (UTC); "
+            f"retry after {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
+class Unavailable(BotWireServerError):
+    status = 503
+    default_code = "database_unavailable"
+
+
+class DiskFull(BotWireServerError):
+    status = 507
+    default_code = "disk_full"

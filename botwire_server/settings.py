@@ -1,0 +1,151 @@
+"""Server settings: read once from ``BOTWIRE_*`` environment variables into a typed object.
+
+Nothing else in the server reads ``os.environ``. A bad value raises ``SettingsError`` naming the
+variable; the CLI prints it and exits 2. Every CLI flag overrides its variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-namespace limits; 0 means unlimited."""
+
+    writes_per_day: int = 1000
+    namespace_max_bytes: int = 52_428_800
+    value_max_bytes: int = 102_400
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///./data/botwire.db"
+    limits: Limits = field(default_factory=Limits)
+    # PostgreSQL pool size and per-statement timeout.
+    pool_min: int = 1
+    pool_max: int = 10
+    statement_timeout_ms: int = 5000
+    # Seconds a graceful shutdown waits for requests in flight.
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given non-None fields replaced (CLI flags over environment)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# (variable, field, parser, documentation). The README's settings table is checked against this
+# list by tests/test_settings.py, so a setting cannot go undocumented.
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"must be an integer {bound}")
+        return value
+
+    return parse
+
+
+def _float_positive(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _nonempty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"critical", "error", "warning", "info", "debug", "trace"}:
+        raise ValueError("must be one of critical, error, warning, info, debug, trace")
+    return value
+
+
+VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("BOTWIRE_HOST", "host", _nonempty, "Address to listen on."),
+    ("BOTWIRE_PORT", "port", _int(0, 65535), "Port to listen on."),
+    (
+        "BOTWIRE_DATABASE_URL",
+        "database_url",
+        _nonempty,
+        "`sqlite:///path`, a plain file path, or `postgresql://user@host:port/db`.",
+    ),
+    (
+        "BOTWIRE_WRITES_PER_DAY",
+        "limits.writes_per_day",
+        _int(0),
+        "Writes per namespace per UTC day; 0 = unlimited.",
+    ),
+    (
+        "BOTWIRE_NAMESPACE_MAX_BYTES",
+        "limits.namespace_max_bytes",
+        _int(0),
+        "Live bytes (keys + values) per namespace; 0 = unlimited.",
+    ),
+    (
+        "BOTWIRE_VALUE_MAX_BYTES",
+        "limits.value_max_bytes",
+        _int(0),
+        "Bytes of one encoded value; 0 = unlimited.",
+    ),
+    ("BOTWIRE_POOL_MIN", "pool_min", _int(1), "PostgreSQL: connections kept open."),
+    ("BOTWIRE_POOL_MAX", "pool_max", _int(1), "PostgreSQL: most connections per server."),
+    (
+        "BOTWIRE_STATEMENT_TIMEOUT_MS",
+        "statement_timeout_ms",
+        _int(0),
+        "PostgreSQL: statement timeout in milliseconds; 0 = none.",
+    ),
+    (
+        "BOTWIRE_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        _float_positive,
+        "Seconds a graceful shutdown waits for requests in flight.",
+    ),
+    ("BOTWIRE_LOG_LEVEL", "log_level", _log_level, "uvicorn log level."),
+)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every ``BOTWIRE_*`` setting once. Raises ``SettingsError`` naming a bad variable."""
+    env = os.environ if environ is None else environ
+    top: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    for name, dest, parse, _doc in VARIABLES:
+        raw = env.get(name)
+        if raw is None:
+            continue
+        try:
+            value = parse(raw)
+        except ValueError as exc:
+            reason = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
+            raise SettingsError(f"{name}={raw!r} is invalid: {reason}.") from None
+        if dest.startswith("limits."):
+            limits[dest.removeprefix("limits.")] = value
+        else:
+            top[dest] = value
+    settings = Settings(limits=Limits(**limits), **top)
+    if settings.pool_min > settings.pool_max:
+        raise SettingsError(
+            f"BOTWIRE_POOL_MIN ({settings.pool_min}) must not exceed "
+            f"BOTWIRE_POOL_MAX ({settings.pool_max})."
+        )
+    return settings
