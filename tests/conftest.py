@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from backends import BACKENDS, open_store
+
+from botwire_server.storage.base import Store
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +17,10 @@ def _clean_botwire_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("BOTWIRE_"):
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty, opened store of every backend in ``tests/backends.py``, default limits."""
+    async with open_store(request.param, tmp_path) as opened:
+        yield opened
