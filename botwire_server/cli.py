@@ -1,0 +1,95 @@
+"""``botwire serve`` and ``botwire migrate``.
+
+Settings are read once (``settings.load``); every flag overrides its ``BOTWIRE_*`` variable. A
+bad setting prints a message naming the variable and exits with status 2; a database that cannot
+be reached or migrated exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from types import FrameType
+
+from .errors import BotWireServerError
+from .settings import Settings, SettingsError, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="botwire", description="BotWire Server.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,migrate}")
+    serve = commands.add_parser("serve", help="apply pending migrations, then serve the HTTP API")
+    serve.add_argument("--host", help="address to listen on (BOTWIRE_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (BOTWIRE_PORT)")
+    serve.add_argument("--db", dest="database_url", help="database URL (BOTWIRE_DATABASE_URL)")
+    migrate = commands.add_parser("migrate", help="apply pending migrations and exit")
+    migrate.add_argument("--db", dest="database_url", help="database URL (BOTWIRE_DATABASE_URL)")
+    return parser
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    from .storage import create_store
+
+    store = create_store(settings)
+    return await store.migrate()
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from .http import create_app
+
+    app = create_app(settings)
+    lifecycle = app.state.lifecycle
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Requests that still reach the app from now on get 503 shutting_down; uvicorn
+            # stops accepting connections and lets requests in flight finish.
+            lifecycle.closing = True
+            super().handle_exit(sig, frame)
+
+    verbose = settings.log_level in {"debug", "trace"}
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # One log line per request costs more than serving many requests; debug turns it on.
+        access_log=verbose,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
+        lifespan="on",
+        server_header=False,
+    )
+    server = Server(config)
+    server.run()
+    # uvicorn reports a failed startup (for example an unreachable database) by not starting.
+    return 0 if server.started else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load().with_overrides(
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            database_url=args.database_url,
+        )
+    except SettingsError as exc:
+        print(f"botwire: {exc}", file=sys.stderr)
+        return 2
+    if not 0 <= settings.port <= 65535:
+        print(f"botwire: --port {settings.port} is invalid: use 0-65535.", file=sys.stderr)
+        return 2
+    try:
+        applied = asyncio.run(_migrate(settings))
+    except BotWireServerError as exc:
+        print(f"botwire: cannot migrate {settings.database_url}: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "migrate":
+        print(
+            f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
+        )
+        return 0
+    return _serve(settings)

@@ -1,0 +1,98 @@
+"""Reading and decoding request bodies.
+
+A body is refused as soon as it is known to be too large: from its ``Content-Length`` before a
+byte is read, or while a chunked body streams in. Values are decoded once to validate them and
+re-encoded compactly; that compact form is what the store keeps and what ``bytes`` counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from ..errors import InvalidInput
+from . import params
+
+T = TypeVar("T")
+
+# Room for the JSON around a value ({"value": ..., "expected_version": ...}) and for whitespace.
+ENVELOPE_BYTES = 16 * 1024
+# Rollback and compaction bodies hold a few small fields.
+SMALL_BODY_BYTES = 16 * 1024
+MAX_DEPTH = 100
+
+_encode = msgspec.json.Encoder().encode
+
+
+def body_limit(value_max_bytes: int) -> int:
+    """The largest body accepted for a value limit (0 = unlimited)."""
+    return value_max_bytes + ENVELOPE_BYTES if value_max_bytes else 0
+
+
+async def read(request: Request, limit: int, value_limit: int) -> bytes:
+    params.check_json_content_type(request.headers)
+    if not limit:
+        return await request.body()
+    length = request.headers.get("content-length")
+    if length is not None:
+        if length.isdigit() and int(length) > limit:
+            raise params.body_too_large(length, limit, value_limit)
+        # The server checks Content-Length against the bytes received.
+        return await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise params.body_too_large(f"more than {limit}", limit, value_limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode a body into its wire type; every failure is a 400 with a precise code."""
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"The body is not valid here: {exc}.", code="invalid_body") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(
+        f"The value nests arrays and objects more than {MAX_DEPTH} levels deep.",
+        code="invalid_body",
+    )
+
+
+def encode_value(value: Any, data: bytes) -> bytes:
+    """The compact JSON encoding of a decoded ``value`` that came from body ``data``."""
+    # Fewer opening brackets than the limit anywhere in the body bounds the depth; only a
+    # bracket-heavy body pays for the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        check_depth(value)
+    try:
+        return _encode(value)
+    except (OverflowError, ValueError) as exc:  # e.g. an integer too long to print
+        raise InvalidInput(f"The value cannot be stored: {exc}.", code="invalid_body") from None
+
+
+def check_depth(value: Any) -> None:
+    """Raise when ``value`` nests deeper than ``MAX_DEPTH``; iterative, so any depth is safe."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        stack.extend((child, depth + 1) for child in children)

@@ -1,0 +1,246 @@
+"""Parsing of everything a request carries besides its JSON body: names, query parameters,
+cursors and the ``If-Match`` / ``If-None-Match`` headers. Each parser returns a typed value or
+raises ``InvalidInput`` with the contract's code."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime, timedelta
+
+from starlette.datastructures import Headers, QueryParams
+
+from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from .wire import MAX_INT
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{0,128}")
+_DIGITS = re.compile(r"[0-9]{1,30}")
+_ETAG = re.compile(r'(?:W/)?"?([0-9]{1,30})"?')
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 80 else raw[:80] + "...")
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+def namespace(raw: str) -> str:
+    if _NAMESPACE.fullmatch(raw) is None:
+        raise InvalidInput(
+            f"Namespace {_shown(raw)} is invalid: use 1-64 characters of A-Z, a-z, 0-9, '_' "
+            "and '-'.",
+            code="invalid_name",
+        )
+    return raw
+
+
+def key(raw: str) -> str:
+    if _KEY.fullmatch(raw) is None or raw in {".", ".."}:
+        raise InvalidInput(
+            f"Key {_shown(raw)} is invalid: use 1-128 characters of A-Z, a-z, 0-9, '_', '.' "
+            "and '-' (but not '.' or '..').",
+            code="invalid_name",
+        )
+    return raw
+
+
+# -- query parameters ------------------------------------------------------------------------
+
+
+def _invalid(message: str) -> InvalidInput:
+    return InvalidInput(message, code="invalid_parameter")
+
+
+def timestamp(raw: str, *, what: str = "as_of") -> datetime:
+    """An ISO-8601 timestamp with a timezone. A space where the offset's ``+`` belongs is
+    accepted: an unencoded ``+`` in a query string arrives as a space."""
+    text = raw.strip().replace(" ", "+") if "T" in raw else raw
+    try:
+        moment = datetime.fromisoformat(text)
+        moment.astimezone(UTC)  # years 1 and 9999 can overflow once shifted to UTC
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or moment.tzinfo is None or "T" not in text:
+        raise InvalidInput(
+            f"{what}={_shown(raw)} is neither a revision (an integer >= 0) nor an ISO-8601 "
+            "timestamp with a timezone, such as 2026-11-21T10:00:00Z.",
+            code="invalid_parameter",
+        )
+    return moment
+
+
+def as_of(query: QueryParams) -> int | datetime | None:
+    raw = query.get("as_of")
+    if raw is None or raw == "":
+        return None
+    if _DIGITS.fullmatch(raw):
+        # A revision too large for any backend is above every head: clamp it so the store
+        # answers future_revision with the namespace's head.
+        return min(int(raw), MAX_INT)
+    return timestamp(raw)
+
+
+def limit(query: QueryParams, default: int) -> int:
+    raw = query.get("limit")
+    if raw is None or raw == "":
+        return default
+    if _DIGITS.fullmatch(raw) is None or not 1 <= int(raw) <= 1000:
+        raise _invalid(f"limit={_shown(raw)} is invalid: use an integer from 1 to 1000.")
+    return int(raw)
+
+
+def prefix(query: QueryParams) -> str | None:
+    raw = query.get("prefix")
+    if not raw:
+        return None
+    if _PREFIX.fullmatch(raw) is None:
+        raise _invalid(
+            f"prefix={_shown(raw)} is invalid: a prefix is up to 128 characters of A-Z, a-z, "
+            "0-9, '_', '.' and '-'."
+        )
+    return raw
+
+
+def expected_version_query(query: QueryParams) -> int | None:
+    raw = query.get("expected_version")
+    if raw is None:
+        return None
+    if _DIGITS.fullmatch(raw) is None or int(raw) > MAX_INT:
+        raise _invalid(f"expected_version={_shown(raw)} is invalid: use an integer >= 0.")
+    return int(raw)
+
+
+# -- conditional headers ---------------------------------------------------------------------
+
+
+def expected_version(
+    headers: Headers, from_request: int | None, *, allow_none_match: bool
+) -> int | None:
+    """Merge ``If-Match: "N"`` (version N) and ``If-None-Match: *`` (version 0, PUT only) with
+    an ``expected_version`` given in the body or query; they must agree."""
+    candidates: list[tuple[str, int]] = []
+    if from_request is not None:
+        candidates.append(("expected_version", from_request))
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        match = _ETAG.fullmatch(if_match.strip())
+        if match is None or int(match.group(1)) > MAX_INT:
+            raise _invalid(
+                f"If-Match {_shown(if_match)} is invalid: send one version as an ETag, "
+                'for example If-Match: "3".'
+            )
+        candidates.append(("If-Match", int(match.group(1))))
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        if not allow_none_match or if_none_match.strip() != "*":
+            raise _invalid(
+                "If-None-Match is only understood as 'If-None-Match: *' on PUT "
+                "(write only when the key does not exist)."
+            )
+        candidates.append(("If-None-Match", 0))
+    if not candidates:
+        return None
+    first_name, first = candidates[0]
+    for name, value in candidates[1:]:
+        if value != first:
+            raise _invalid(
+                f"{first_name} asks for version {first} but {name} asks for version {value}; "
+                "send one condition."
+            )
+    return first
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+# -- cursors ---------------------------------------------------------------------------------
+# A cursor is opaque to clients: base64url of "<kind>:<payload>". The kind stops a cursor of
+# one route from being accepted by another.
+
+
+def make_cursor(kind: str, payload: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{payload}".encode()).decode().rstrip("=")
+
+
+def read_cursor(query: QueryParams, kind: str) -> str | None:
+    raw = query.get("cursor")
+    if raw is None or raw == "":
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    found, _, payload = text.partition(":")
+    if found != kind or not payload:
+        raise InvalidInput(
+            f"cursor={_shown(raw)} is not a cursor this route returned.", code="invalid_cursor"
+        )
+    return payload
+
+
+def bad_cursor(raw: str) -> InvalidInput:
+    return InvalidInput(
+        f"cursor={_shown(raw)} is not a cursor this route returned.", code="invalid_cursor"
+    )
+
+
+def key_cursor(query: QueryParams, kind: str) -> str | None:
+    """A cursor that holds the last key of the previous page."""
+    payload = read_cursor(query, kind)
+    if payload is not None and (_KEY.fullmatch(payload) is None or payload in {".", ".."}):
+        raise bad_cursor(query["cursor"])
+    return payload
+
+
+def revision_cursor(query: QueryParams, kind: str) -> int | None:
+    """A cursor that holds a revision."""
+    payload = read_cursor(query, kind)
+    if payload is not None and (_DIGITS.fullmatch(payload) is None or int(payload) > MAX_INT):
+        raise bad_cursor(query["cursor"])
+    return None if payload is None else int(payload)
+
+
+# -- bodies ----------------------------------------------------------------------------------
+
+
+def check_json_content_type(headers: Headers) -> None:
+    """A body must be JSON; a missing Content-Type is taken as JSON."""
+    raw = headers.get("content-type")
+    if raw is None:
+        return
+    media = raw.partition(";")[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    raise UnsupportedMediaType(
+        f"The body must be JSON sent as Content-Type: application/json, not {_shown(raw)} "
+        "(curl: use --json, or -H 'Content-Type: application/json')."
+    )
+
+
+def body_too_large(size: int | str, allowed: int, value_limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is {size} bytes; bodies are limited to {allowed} bytes because a "
+        f"value may be at most {value_limit} bytes.",
+        limit=value_limit,
+    )
+
+
+# -- time ------------------------------------------------------------------------------------
+
+
+def seconds(micros: int) -> float:
+    """Unix seconds, as the BotWire-compatible routes give them."""
+    return micros / 1_000_000
+
+
+def iso(micros: int) -> str:
+    """ISO-8601 UTC with microseconds, as the extended routes give times."""
+    return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
