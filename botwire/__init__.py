@@ -1,0 +1,59 @@
+"""``botwire``: the import name users know. The client lives in ``botwire_client``.
+
+from botwire import Memory, BotWireChatHistory, BotWireError, ConflictError
+from botwire.memory import memory_tools
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import botwire_client
+from botwire_client import (
+    BotWireError,
+    Change,
+    ConflictError,
+    Event,
+    FutureRevision,
+    InvalidRequest,
+    Item,
+    Memory,
+    NotFound,
+    QuotaExceeded,
+    RevisionCompacted,
+    RollbackResult,
+    ServerError,
+    ServerUnavailable,
+    TooLarge,
+    __version__,
+    memory_tools,
+)
+
+if TYPE_CHECKING:
+    from botwire_client.chat_history import BotWireChatHistory
+
+__all__ = [
+    "BotWireChatHistory",
+    "BotWireError",
+    "Change",
+    "ConflictError",
+    "Event",
+    "FutureRevision",
+    "InvalidRequest",
+    "Item",
+    "Memory",
+    "NotFound",
+    "QuotaExceeded",
+    "RevisionCompacted",
+    "RollbackResult",
+    "ServerError",
+    "ServerUnavailable",
+    "TooLarge",
+    "__version__",
+    "memory_tools",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # BotWireChatHistory imports langchain-core only when asked for.
+    return getattr(botwire_client, name)

@@ -1,0 +1,74 @@
+"""The BotWire Python client, importable as ``botwire``.
+
+``Memory`` is the client; ``BotWireChatHistory`` (needs ``langchain-core``, extra
+``langchain``) and ``memory_tools`` (needs ``crewai``, extra ``crewai``) are imported only
+when used, so ``import botwire`` needs neither.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botwire_client.errors import (
+    BotWireError,
+    ConflictError,
+    FutureRevision,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    RevisionCompacted,
+    ServerError,
+    ServerUnavailable,
+    TooLarge,
+)
+from botwire_client.memory import Memory
+from botwire_client.models import Change, Event, Item, RollbackResult
+
+if TYPE_CHECKING:
+    from botwire_client.chat_history import BotWireChatHistory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BotWireChatHistory",
+    "BotWireError",
+    "Change",
+    "ConflictError",
+    "Event",
+    "FutureRevision",
+    "InvalidRequest",
+    "Item",
+    "Memory",
+    "NotFound",
+    "QuotaExceeded",
+    "RevisionCompacted",
+    "RollbackResult",
+    "ServerError",
+    "ServerUnavailable",
+    "TooLarge",
+    "memory_tools",
+]
+
+
+def memory_tools(namespace: str, base_url: str | None = None) -> list[Any]:
+    """CrewAI tools (remember, recall, list keys) over ``Memory(namespace, base_url)``."""
+    try:
+        from botwire_client.crewai_tools import build_tools
+    except ImportError as exc:
+        raise ImportError(
+            f"memory_tools needs CrewAI ({exc}). Install it: pip install 'botwire-server[crewai]'"
+        ) from exc
+    return build_tools(Memory(namespace, base_url))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BotWireChatHistory":
+        try:
+            from botwire_client.chat_history import BotWireChatHistory
+        except ImportError as exc:
+            raise ImportError(
+                f"BotWireChatHistory needs langchain-core ({exc}). Install it: "
+                "pip install 'botwire-server[langchain]'"
+            ) from exc
+        return BotWireChatHistory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,7 @@
+"""``botwire.langchain``: where the original package's docstring imported the adapter from."""
+
+from __future__ import annotations
+
+from botwire_client.chat_history import BotWireChatHistory
+
+__all__ = ["BotWireChatHistory"]

@@ -1,0 +1,464 @@
+"""The client's sans-I/O core: every operation, written once, with no network code.
+
+An operation is a generator that yields ``Request`` objects and receives ``Response`` objects;
+its return value is the operation's result. Paging (``list_keys``, ``history``, ``snapshot``)
+and not-found handling live here, so the sync and async shells in ``botwire_client.memory`` only
+send requests and cannot drift apart. Worked example, ``list_keys`` over two pages::
+
+    op = list_keys_op("ns", prefix=None, as_of=None)
+    req = next(op)                  # GET /memory/ns?limit=1000
+    req = op.send(Response(200, {}, b'{"keys":[{"key":"a"}],"next_cursor":"c1","revision":7}'))
+                                    # GET /memory/ns?limit=1000&cursor=c1&as_of=7 (pinned)
+    op.send(Response(200, {}, b'{"keys":[{"key":"b"}],"next_cursor":null,"revision":7}'))
+                                    # StopIteration(["a", "b"])
+
+Retry decisions (``RetryPolicy``) are made here too; the shells only sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from botwire_client.errors import (
+    BotWireError,
+    ConflictError,
+    FutureRevision,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    RevisionCompacted,
+    ServerError,
+    ServerUnavailable,
+    TooLarge,
+)
+from botwire_client.models import Change, Event, Item, RollbackResult
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+PAGE_LIMIT = 1000  # the server's maximum page size: fewest round trips
+
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request, described. ``safe``: sending it twice cannot do harm (reads, writes
+    that carry ``expected_version``, dry runs), so the shells may retry it after a failure."""
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    has_body: bool = False
+    safe: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+Op = Generator[Request, Response, T]
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks and encodings
+
+
+def check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise InvalidRequest(
+            f"Invalid namespace {namespace!r}: use 1-64 characters of letters, digits, '_' and '-'."
+        )
+    return namespace
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key) or key in {".", ".."}:
+        raise InvalidRequest(
+            f"Invalid key {key!r}: use 1-128 characters of letters, digits, '_', '.' and '-' "
+            "(but not '.' or '..')."
+        )
+    return key
+
+
+def _check_version(expected_version: object) -> int | None:
+    if expected_version is None:
+        return None
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise InvalidRequest(
+            f"expected_version must be an int >= 0 (0: the key must not exist), "
+            f"not {expected_version!r}."
+        )
+    if expected_version < 0:
+        raise InvalidRequest(f"expected_version must be >= 0, not {expected_version}.")
+    return expected_version
+
+
+def encode_point(value: object, *, name: str = "as_of") -> int | str:
+    """An ``as_of`` / rollback target: an int revision stays an int, an aware datetime becomes
+    ISO-8601 UTC with microseconds. Naive datetimes are refused: their zone is a guess."""
+    if isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be an int revision or an aware datetime, not a bool.")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidRequest(f"{name} must be a revision >= 0, not {value}.")
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidRequest(
+                f"{name}={value!r} is a naive datetime; pass a timezone-aware one, "
+                "e.g. datetime.now(timezone.utc) or dt.replace(tzinfo=timezone.utc)."
+            )
+        text = value.astimezone(UTC).isoformat(timespec="microseconds")
+        return text.replace("+00:00", "Z")
+    raise InvalidRequest(
+        f"{name} must be an int revision or a timezone-aware datetime, not {type(value).__name__}."
+    )
+
+
+def encode_value(value: Any) -> Any:
+    """Check that ``value`` is JSON the server will accept, before anything is sent."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            f"The value cannot be stored as JSON ({exc}). Store dicts, lists, strings, numbers "
+            "(finite), booleans or None; convert other objects first (e.g. dt.isoformat())."
+        ) from exc
+    return value
+
+
+def parse_unix(value: Any) -> datetime:
+    # Rounding to the nearest microsecond recovers the server's exact microsecond: a float
+    # near 1.7e9 is precise to about 0.24 microseconds.
+    return datetime.fromtimestamp(float(value), tz=UTC)
+
+
+def parse_iso(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses -> results or errors
+
+
+def decode(response: Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content) if response.content else {}
+    except ValueError:
+        body = {}
+    return body if isinstance(body, dict) else {}
+
+
+def error_for(response: Response, request: Request) -> BotWireError:
+    """Translate a non-2xx response into the matching exception, in this one place."""
+    body = decode(response)
+    status = response.status
+    code = str(body.get("code") or "")
+    said = str(body.get("error") or f"HTTP {status}").rstrip()
+    where = f"{request.method} {request.path}"
+    kw: dict[str, Any] = {"status": status, "code": code or None, "body": body}
+    if status == 409 or code == "version_conflict":
+        current = int(body.get("current_version") or 0)
+        return ConflictError(
+            f"{said} Read the key again (item() gives its version) and retry with "
+            f"expected_version={current}.",
+            current_version=current,
+            **kw,
+        )
+    if status == 429 or code == "write_quota_exceeded":
+        retry_after = _retry_after(response, body)
+        when = f" in {retry_after} seconds" if retry_after is not None else " later"
+        return QuotaExceeded(
+            f"{said} Reads still work; retry the write{when}, or raise BOTWIRE_WRITES_PER_DAY "
+            "on the server.",
+            retry_after=retry_after,
+            **kw,
+        )
+    if code == "future_revision":
+        head = body.get("head")
+        return FutureRevision(
+            f"{said} Call head() for the newest revision.",
+            head=int(head) if head is not None else None,
+            **kw,
+        )
+    if status == 410 or code == "revision_compacted":
+        oldest = body.get("oldest_revision")
+        return RevisionCompacted(
+            f"{said} Read at a revision >= {oldest}, or without as_of.",
+            oldest_revision=int(oldest) if oldest is not None else None,
+            **kw,
+        )
+    if status == 413:
+        return TooLarge(
+            f"{said} Store smaller values (split them over several keys) or raise "
+            "BOTWIRE_VALUE_MAX_BYTES / BOTWIRE_NAMESPACE_MAX_BYTES on the server.",
+            **kw,
+        )
+    if status in {400, 405, 415, 422}:
+        return InvalidRequest(
+            f"{said} ({where}) Fix the request; repeating it will not help.", **kw
+        )
+    if status == 404:
+        return NotFound(
+            f"{said} ({where}) Check that base_url points at a BotWire server of this version.",
+            **kw,
+        )
+    if status == 503:
+        return ServerUnavailable(
+            f"{said} The server cannot serve requests right now; retry later.", **kw
+        )
+    return ServerError(f"{said} ({where}) The server failed; see its log.", **kw)
+
+
+def _retry_after(response: Response, body: Mapping[str, Any]) -> int | None:
+    raw = body.get("retry_after")
+    if raw is None:
+        raw = response.headers.get("retry-after")
+    try:
+        return math.ceil(float(raw)) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _ok(response: Response, request: Request) -> dict[str, Any]:
+    if 200 <= response.status < 300:
+        return decode(response)
+    raise error_for(response, request)
+
+
+def _is_absent_key(response: Response) -> bool:
+    return response.status == 404 and decode(response).get("code") == "key_not_found"
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations
+
+
+def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -> Op[int]:
+    body: dict[str, Any] = {"value": encode_value(value)}
+    version = _check_version(expected_version)
+    if version is not None:
+        body["expected_version"] = version
+    req = Request(
+        "PUT",
+        f"/memory/{namespace}/{check_key(key)}",
+        json=body,
+        has_body=True,
+        safe=version is not None,
+    )
+    data = _ok((yield req), req)
+    return int(data["version"])
+
+
+def item_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[Item | None]:
+    params = {} if as_of is None else {"as_of": str(encode_point(as_of))}
+    req = Request("GET", f"/memory/{namespace}/{check_key(key)}", params=params)
+    resp = yield req
+    if _is_absent_key(resp):
+        return None
+    data = _ok(resp, req)
+    created = data.get("created_revision")
+    return Item(
+        key=key,
+        value=data.get("value"),
+        version=int(data["version"]),
+        created_revision=int(created) if created is not None else None,
+        created_at=parse_unix(data["created_at"]),
+        updated_at=parse_unix(data["updated_at"]),
+    )
+
+
+def get_op(namespace: str, key: str, default: Any, as_of: int | datetime | None) -> Op[Any]:
+    item = yield from item_op(namespace, key, as_of)
+    return default if item is None else item.value
+
+
+def exists_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[bool]:
+    item = yield from item_op(namespace, key, as_of)
+    return item is not None
+
+
+def delete_op(namespace: str, key: str, expected_version: int | None) -> Op[bool]:
+    version = _check_version(expected_version)
+    params = {} if version is None else {"expected_version": str(version)}
+    req = Request(
+        "DELETE", f"/memory/{namespace}/{check_key(key)}", params=params, safe=version is not None
+    )
+    resp = yield req
+    if _is_absent_key(resp):
+        return False
+    _ok(resp, req)
+    return True
+
+
+def list_keys_op(namespace: str, prefix: str | None, as_of: int | datetime | None) -> Op[list[str]]:
+    params: dict[str, str] = {"limit": str(PAGE_LIMIT)}
+    if prefix:
+        params["prefix"] = prefix
+    if as_of is not None:
+        params["as_of"] = str(encode_point(as_of))
+    keys: list[str] = []
+    while True:
+        req = Request("GET", f"/memory/{namespace}", params=dict(params))
+        data = _ok((yield req), req)
+        keys.extend(entry["key"] if isinstance(entry, dict) else entry for entry in data["keys"])
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return keys
+        params["cursor"] = str(cursor)
+        # Later pages read the revision the first page read, so a write landing between two
+        # pages can neither duplicate nor hide a key.
+        if "as_of" not in params and data.get("revision") is not None:
+            params["as_of"] = str(int(data["revision"]))
+
+
+def history_op(namespace: str, key: str, limit: int | None) -> Op[list[Event]]:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidRequest(f"limit must be an int >= 0 or None (all events), not {limit!r}.")
+    events: list[Event] = []
+    cursor: str | None = None
+    while limit is None or len(events) < limit:
+        page = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(events))
+        params = {"limit": str(page)}
+        if cursor:
+            params["cursor"] = cursor
+        req = Request("GET", f"/memory/{namespace}/{check_key(key)}/history", params=params)
+        resp = yield req
+        if _is_absent_key(resp):
+            break
+        data = _ok(resp, req)
+        events.extend(
+            Event(
+                revision=int(e["revision"]),
+                op=e["op"],
+                value=e.get("value"),
+                at=parse_iso(e["at"]),
+            )
+            for e in data["events"]
+        )
+        cursor = data.get("next_cursor")
+        if not cursor or not data["events"]:
+            break
+    return events
+
+
+def head_op(namespace: str) -> Op[int]:
+    req = Request("GET", f"/namespaces/{namespace}")
+    data = _ok((yield req), req)
+    return int(data["revision"])
+
+
+def snapshot_op(
+    namespace: str, as_of: int | datetime | None, prefix: str | None
+) -> Op[dict[str, Any]]:
+    params: dict[str, str] = {"limit": str(PAGE_LIMIT)}
+    if prefix:
+        params["prefix"] = prefix
+    if as_of is not None:
+        params["as_of"] = str(encode_point(as_of))
+    values: dict[str, Any] = {}
+    while True:
+        req = Request("GET", f"/namespaces/{namespace}/snapshot", params=dict(params))
+        data = _ok((yield req), req)
+        values.update(data["values"])
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return values
+        params["cursor"] = str(cursor)
+        params["as_of"] = str(int(data["revision"]))  # every page reads the same revision
+
+
+def rollback_op(
+    namespace: str, to: int | datetime, key: str | None, dry_run: bool
+) -> Op[RollbackResult]:
+    if to is None:
+        raise InvalidRequest("rollback needs `to`: an int revision or an aware datetime.")
+    body: dict[str, Any] = {"to": encode_point(to, name="to")}
+    if key is not None:
+        body["key"] = check_key(key)
+    if dry_run:
+        body["dry_run"] = True
+    # A real rollback is not repeated after an unclear failure: a second attempt would find
+    # nothing to change and report an empty `changed`, hiding what the first one did.
+    req = Request(
+        "POST", f"/namespaces/{namespace}/rollback", json=body, has_body=True, safe=dry_run
+    )
+    data = _ok((yield req), req)
+    return RollbackResult(
+        revision=int(data["revision"]),
+        dry_run=bool(data.get("dry_run", dry_run)),
+        changes=tuple(
+            Change(key=c["key"], op=c["op"], value=c.get("value")) for c in data["changed"]
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries
+
+
+# The request provably never reached the server: repeating it is safe even for a plain write.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter. ``retries`` is the number of repeats after the first
+    attempt; the defaults ride out a server restart of a few seconds."""
+
+    retries: int = 5
+    backoff: float = 0.1
+    max_backoff: float = 2.0
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff * (2.0**attempt))
+        return base * (0.5 + random.random() / 2)
+
+    def after_error(self, request: Request, attempt: int, exc: Exception) -> float | None:
+        """Seconds to wait before repeating ``request`` after ``exc``; None: give up."""
+        if attempt >= self.retries:
+            return None
+        if isinstance(exc, NOT_SENT) or (request.safe and isinstance(exc, httpx.TransportError)):
+            return self._delay(attempt)
+        return None
+
+    def after_response(self, request: Request, attempt: int, response: Response) -> float | None:
+        if response.status != 503 or not request.safe or attempt >= self.retries:
+            return None
+        hinted = _retry_after(response, decode(response))
+        delay = self._delay(attempt)
+        return min(self.max_backoff, float(hinted)) if hinted else delay
+
+
+def unreachable(base_url: str, request: Request, exc: Exception) -> ServerUnavailable:
+    if isinstance(exc, NOT_SENT):
+        return ServerUnavailable(
+            f"Could not reach the BotWire server at {base_url} ({type(exc).__name__}). Start it "
+            "(`botwire serve`) or point BOTWIRE_URL / base_url at a running one."
+        )
+    if request.safe:
+        return ServerUnavailable(
+            f"The connection to {base_url} failed during {request.method} {request.path} "
+            f"({type(exc).__name__}: {exc}); retried without success. Check the server."
+        )
+    return ServerUnavailable(
+        f"The connection to {base_url} failed during {request.method} {request.path} "
+        f"({type(exc).__name__}: {exc}). The write may or may not have been applied: read the "
+        "key (item()) before repeating it, or pass expected_version so retries are safe."
+    )

@@ -1,0 +1,325 @@
+"""``Memory``: the sync and async shells around the sans-I/O core.
+
+Every public method is a one-liner that hands an operation from ``botwire_client.core`` to
+``_run`` (sync, one shared ``httpx.Client``) or ``_arun`` (async, one ``httpx.AsyncClient`` per
+event loop). The sync twin and the async twin therefore take the same arguments and return the
+same results by construction; ``tests/test_client_api.py`` checks their signatures match.
+
+Why one ``AsyncClient`` per event loop: an ``httpx.AsyncClient``'s pooled connections belong to
+the loop that opened them. A module-level ``Memory`` used by ``asyncio.run(handler())`` once per
+invocation (the serverless pattern) meets a new loop each time. Each loop's client is closed by
+that loop's own shutdown (``asyncio.run`` closes async generators before closing the loop, and a
+tiny generator per client does the closing), so nothing leaks and no socket outlives its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from botwire_client import core
+from botwire_client.core import Op, Request, Response, RetryPolicy, T
+from botwire_client.models import Event, Item, RollbackResult
+
+DEFAULT_TIMEOUT = 10.0
+USER_AGENT = "botwire-client/0.1"
+
+AsOf = int | datetime | None
+
+
+class Memory:
+    """Persistent, versioned key-value memory in one namespace of a BotWire server.
+
+    ``base_url``: the argument, else ``BOTWIRE_URL`` (read now), else ``http://127.0.0.1:8000``.
+    Safe to share between threads; usable from any number of event loops.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = 5,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.namespace = core.check_namespace(namespace)
+        url = base_url or os.environ.get("BOTWIRE_URL") or core.DEFAULT_URL
+        self.base_url = url.rstrip("/")
+        self.timeout = timeout
+        self.retry = RetryPolicy(retries=retries)
+        self._transport = transport
+        self._async_transport = async_transport
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._client_pid = 0
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+
+    def __repr__(self) -> str:
+        return f"Memory(namespace={self.namespace!r}, base_url={self.base_url!r})"
+
+    # -- values ------------------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
+        """Store ``value`` (any JSON) under ``key``; return its new version.
+
+        ``expected_version``: ``0`` = the key must not exist, ``N`` = it must be at version N;
+        otherwise nothing is written and ``ConflictError(.current_version)`` is raised.
+        """
+        return self._run(core.set_op(self.namespace, key, value, expected_version))
+
+    async def aset(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
+        return await self._arun(core.set_op(self.namespace, key, value, expected_version))
+
+    def get(self, key: str, default: Any = None, *, as_of: AsOf = None) -> Any:
+        """The value under ``key`` (a stored ``None`` included), or ``default`` when absent."""
+        return self._run(core.get_op(self.namespace, key, default, as_of))
+
+    async def aget(self, key: str, default: Any = None, *, as_of: AsOf = None) -> Any:
+        return await self._arun(core.get_op(self.namespace, key, default, as_of))
+
+    def item(self, key: str, *, as_of: AsOf = None) -> Item | None:
+        """The value with its version and timestamps, or ``None`` when the key is absent."""
+        return self._run(core.item_op(self.namespace, key, as_of))
+
+    async def aitem(self, key: str, *, as_of: AsOf = None) -> Item | None:
+        return await self._arun(core.item_op(self.namespace, key, as_of))
+
+    def exists(self, key: str, *, as_of: AsOf = None) -> bool:
+        """Whether ``key`` is present (``"k" in memory`` asks the same)."""
+        return self._run(core.exists_op(self.namespace, key, as_of))
+
+    async def aexists(self, key: str, *, as_of: AsOf = None) -> bool:
+        return await self._arun(core.exists_op(self.namespace, key, as_of))
+
+    def __contains__(self, key: object) -> bool:
+        return self.exists(str(key))
+
+    def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+        """Delete ``key``; ``False`` when it was absent."""
+        return self._run(core.delete_op(self.namespace, key, expected_version))
+
+    async def adelete(self, key: str, *, expected_version: int | None = None) -> bool:
+        return await self._arun(core.delete_op(self.namespace, key, expected_version))
+
+    # -- the namespace -----------------------------------------------------------------------
+
+    def list_keys(self, prefix: str | None = None, *, as_of: AsOf = None) -> builtins.list[str]:
+        """Every key (sorted, optionally with ``prefix``); pages through the server's list."""
+        return self._run(core.list_keys_op(self.namespace, prefix, as_of))
+
+    async def alist_keys(
+        self, prefix: str | None = None, *, as_of: AsOf = None
+    ) -> builtins.list[str]:
+        return await self._arun(core.list_keys_op(self.namespace, prefix, as_of))
+
+    # The seeds call all three names.
+    list = list_keys
+    keys = list_keys
+    alist = alist_keys
+    akeys = alist_keys
+
+    def history(self, key: str, *, limit: int | None = 100) -> builtins.list[Event]:
+        """The key's events, newest first; at most ``limit`` (``None``: all of them)."""
+        return self._run(core.history_op(self.namespace, key, limit))
+
+    async def ahistory(self, key: str, *, limit: int | None = 100) -> builtins.list[Event]:
+        return await self._arun(core.history_op(self.namespace, key, limit))
+
+    def head(self) -> int:
+        """The namespace's current revision (0 when nothing was ever written)."""
+        return self._run(core.head_op(self.namespace))
+
+    async def ahead(self) -> int:
+        return await self._arun(core.head_op(self.namespace))
+
+    def snapshot(self, *, as_of: AsOf = None, prefix: str | None = None) -> dict[str, Any]:
+        """Every key and its value, read at one revision (``as_of``, or the head)."""
+        return self._run(core.snapshot_op(self.namespace, as_of, prefix))
+
+    async def asnapshot(self, *, as_of: AsOf = None, prefix: str | None = None) -> dict[str, Any]:
+        return await self._arun(core.snapshot_op(self.namespace, as_of, prefix))
+
+    def rollback(
+        self, to: int | datetime, *, key: str | None = None, dry_run: bool = False
+    ) -> RollbackResult:
+        """Make the namespace (or one ``key``) equal to its state at ``to`` with ONE new
+        revision; history is kept, so a rollback can be rolled back too."""
+        return self._run(core.rollback_op(self.namespace, to, key, dry_run))
+
+    async def arollback(
+        self, to: int | datetime, *, key: str | None = None, dry_run: bool = False
+    ) -> RollbackResult:
+        return await self._arun(core.rollback_op(self.namespace, to, key, dry_run))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync connections. (Each event loop's connections close with the loop, or
+        with ``aclose()`` called in it.)"""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and self._client_pid == os.getpid():
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's connections and the sync ones."""
+        entry = self._loops.get(asyncio.get_running_loop())
+        if entry is not None:
+            await entry.closer.aclose()
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the shells --------------------------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        }
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            # A forked child must not share its parent's sockets: it opens its own pool.
+            if self._client is None or self._client_pid != os.getpid():
+                self._client = httpx.Client(transport=self._transport, **self._options())
+                self._client_pid = os.getpid()
+            return self._client
+
+    def _run(self, op: Op[T]) -> T:
+        client = self._sync_client()
+        try:
+            request = next(op)
+            while True:
+                request = op.send(self._send(client, request))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            op.close()
+
+    def _send(self, client: httpx.Client, request: Request) -> Response:
+        attempt = 0
+        while True:
+            try:
+                r = client.request(request.method, request.path, **_httpx_args(request))
+            except httpx.TransportError as exc:
+                delay = self.retry.after_error(request, attempt, exc)
+                if delay is None:
+                    raise core.unreachable(self.base_url, request, exc) from exc
+            else:
+                response = Response(r.status_code, r.headers, r.content)
+                delay = self.retry.after_response(request, attempt, response)
+                if delay is None:
+                    return response
+            time.sleep(delay)
+            attempt += 1
+
+    async def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._loops.get(loop)
+            if entry is not None and entry.pid == os.getpid():
+                return entry.client
+            for old in [lp for lp in self._loops if lp.is_closed()]:
+                del self._loops[old]  # a loop closed without shutting down its generators
+            client = httpx.AsyncClient(transport=self._async_transport, **self._options())
+            entry = _LoopClient(client, self._closer(loop, client))
+            self._loops[loop] = entry
+        # First iteration registers the generator with this loop, whose shutdown
+        # (asyncio.run, asyncio.Runner) then runs its `finally`: the client closes in its loop.
+        await anext(entry.closer)
+        return client
+
+    async def _closer(
+        self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._loops.get(loop)
+                if entry is not None and entry.client is client:
+                    del self._loops[loop]
+            await client.aclose()
+
+    async def _arun(self, op: Op[T]) -> T:
+        client = await self._async_client()
+        try:
+            request = next(op)
+            while True:
+                request = op.send(await self._asend(client, request))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            op.close()
+
+    async def _asend(self, client: httpx.AsyncClient, request: Request) -> Response:
+        attempt = 0
+        while True:
+            try:
+                r = await client.request(request.method, request.path, **_httpx_args(request))
+            except httpx.TransportError as exc:
+                delay = self.retry.after_error(request, attempt, exc)
+                if delay is None:
+                    raise core.unreachable(self.base_url, request, exc) from exc
+            else:
+                response = Response(r.status_code, r.headers, r.content)
+                delay = self.retry.after_response(request, attempt, response)
+                if delay is None:
+                    return response
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+class _LoopClient:
+    __slots__ = ("client", "closer", "pid")
+
+    def __init__(self, client: httpx.AsyncClient, closer: AsyncGenerator[None, None]) -> None:
+        self.client = client
+        self.closer = closer
+        self.pid = os.getpid()
+
+
+def _httpx_args(request: Request) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if request.params:
+        args["params"] = request.params
+    if request.has_body:
+        args["content"] = json.dumps(request.json, separators=(",", ":"), allow_nan=False)
+        args["headers"] = {"Content-Type": "application/json"}
+    return args
