@@ -43,6 +43,9 @@ class _Namespace:
     current: dict[str, Item] = field(default_factory=dict)
     quota_day: int = -1
     quota_used: int = 0
+    # (key, revision) of a set that compaction made a key's oldest kept event -> the
+    # (created_revision, created_at) of its incarnation, whose first event may be gone.
+    created_before_floor: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def live_bytes(self) -> int:
@@ -92,7 +95,10 @@ class MemoryStore(Store):
             last = event
         if last is None or last.op == "delete" or created is None or last.value is None:
             return None
-        return Item(key, last.value, last.revision, created.revision, created.at, last.at)
+        created_revision, created_at = ns.created_before_floor.get(
+            (key, created.revision), (created.revision, created.at)
+        )
+        return Item(key, last.value, last.revision, created_revision, created_at, last.at)
 
     def _revision(self, ns: _Namespace, as_of: AsOf) -> int:
         if as_of is None:
@@ -200,6 +206,13 @@ class MemoryStore(Store):
                 if event.revision <= before:
                     keep_from = i if event.op == "set" else i + 1
             kept = events[keep_from:]
+            if kept and keep_from and kept[0].op == "set":
+                first = self._item_at(ns, key, kept[0].revision)
+                assert first is not None
+                ns.created_before_floor[(key, kept[0].revision)] = (
+                    first.created_revision,
+                    first.created_at,
+                )
             removed += len(events) - len(kept)
             if kept:
                 ns.events[key] = kept
