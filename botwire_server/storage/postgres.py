@@ -1,0 +1,688 @@
+"""The PostgreSQL store: the revision model of ``base`` for many server processes on one database.
+
+Several stateless servers share one PostgreSQL database. They agree on everything through it:
+
+Ordering. A write transaction first locks its namespace's row in ``namespaces``
+(``SELECT ... FOR UPDATE``; the row is created by ``INSERT ... ON CONFLICT DO NOTHING`` on the
+first write). The row holds the head revision, the live size and the day's write count, so the
+lock serialises every writer of one namespace, in every process, and the next revision, the
+``expected_version`` check and the quota are all decided under it. Writers to different
+namespaces never wait for each other.
+
+Why revisions must follow commit order, and not merely be unique: a reader that has seen
+revision N (a ``GET`` answered with version N, a snapshot at head N) must never afterwards see
+a commit with a revision below N appear. Were revisions handed out by a sequence outside the
+lock, writer A could take 7, writer B take 8 and commit first; a reader would then see head 8,
+read "as of 8" without A's write, and later find A's revision 7 inserted underneath: the state
+"as of 8" would have changed after the fact, point-in-time reads would not be repeatable, and a
+rollback to 8 computed before A committed would restore a state that never existed. Holding the
+namespace row lock from "read head" to COMMIT makes the order in which revisions are assigned
+the order in which they become visible.
+
+A second subtlety: after waiting for the lock, ``SELECT ... FOR UPDATE`` returns the newest
+version of the locked row, but columns joined in from other tables would come from the
+statement's older snapshot. The key's current row is therefore read by a separate statement
+after the lock is held (READ COMMITTED takes a fresh snapshot per statement).
+
+Time. Commit times come from the application's clock (``clock``, injectable for tests), not the
+database's: the conformance suite drives a fake clock, and the rule "never backwards within a
+namespace" is enforced under the row lock as ``max(now, last_at)``, which also absorbs clock
+skew between replicas. Run replicas with synchronised clocks (NTP); a replica whose clock runs
+ahead drags the namespace's commit times forward, never backward.
+
+Failures. Driver and OS errors are translated in exactly one place (``_translate``):
+unreachable, lost or refused connections, timeouts and statement timeouts become
+``Unavailable`` (503), a full disk ``DiskFull`` (507). Connects and pool acquisition have short
+timeouts so that requests fail fast during an outage. When a connection turns out to be dead
+before anything was committed, the pool's connections are expired and the operation is retried
+once on a fresh connection, so the first requests after PostgreSQL comes back succeed instead of
+each meeting one dead pooled connection. A connection lost during COMMIT is not retried: the
+write may have been applied, and the error says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ..errors import BotWireServerError, DiskFull, NotFound, Unavailable
+from ..settings import Limits, Settings
+from .base import (
+    DAY_MICROS,
+    AsOf,
+    Change,
+    Clock,
+    Event,
+    Item,
+    NamespaceInfo,
+    RollbackResult,
+    Stats,
+    Store,
+    WriteResult,
+    check_expected,
+    check_limit,
+    check_namespace_bytes,
+    check_revision,
+    check_value_size,
+    entry_bytes,
+    quota_after,
+    system_clock,
+    to_micros,
+)
+from .migrations import migration_files
+
+T = TypeVar("T")
+Work = Callable[[Any], Awaitable[T]]
+
+# pg_advisory_lock key held while migrating ("botwire" in ASCII), so that servers starting at
+# once on an empty database apply each migration exactly once.
+MIGRATION_LOCK = 0x626F7477697265
+
+SET, DELETE = 1, 2
+_OPS = {SET: "set", DELETE: "delete"}
+
+
+@dataclass(slots=True)
+class _Head:
+    """A namespace row, read under its lock."""
+
+    revision: int = 0
+    oldest: int = 0
+    live_keys: int = 0
+    live_bytes: int = 0
+    last_at: int = 0
+    quota_day: int = -1
+    quota_used: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One key of a commit: the event to append and the key's current row before it."""
+
+    key: str
+    op: int
+    value: bytes | None
+    old: Any  # asyncpg Record of ``current`` or None
+
+
+class _CommitLost(Exception):
+    """The connection dropped during COMMIT: the write may or may not have been applied."""
+
+
+_LOCK_HEAD = """
+SELECT revision, oldest_revision, live_keys, live_bytes, last_at, quota_day, quota_used
+FROM namespaces WHERE name = $1 FOR UPDATE
+"""
+_READ_HEAD = "SELECT revision, oldest_revision FROM namespaces WHERE name = $1"
+_CURRENT = """
+SELECT key, value, version, created_revision, created_at, updated_at
+FROM current WHERE namespace = $1 AND key = $2
+"""
+# Appends one revision: its commit time, one event per key, the materialised current rows and
+# the namespace row, in one statement (one round trip) whatever the number of keys.
+_APPEND = """
+WITH r AS (
+    INSERT INTO revisions (namespace, revision, at) VALUES ($1, $2, $3)
+), ch AS (
+    SELECT * FROM unnest($4::text[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])
+        AS t(key, op, value, created_revision, created_at)
+), e AS (
+    INSERT INTO events (namespace, key, revision, op, value, created_revision, created_at, at)
+    SELECT $1, key, $2, op, value, created_revision, created_at, $3 FROM ch
+), d AS (
+    DELETE FROM current c USING ch
+    WHERE ch.op = 2 AND c.namespace = $1 AND c.key = ch.key
+), u AS (
+    INSERT INTO current (namespace, key, value, version, created_revision, created_at, updated_at)
+    SELECT $1, key, value, $2, created_revision, created_at, $3 FROM ch WHERE op = 1
+    ON CONFLICT (namespace, key) DO UPDATE SET
+        value = EXCLUDED.value, version = EXCLUDED.version,
+        created_revision = EXCLUDED.created_revision, created_at = EXCLUDED.created_at,
+        updated_at = EXCLUDED.updated_at
+)
+UPDATE namespaces SET revision = $2, last_at = $3, live_keys = $9, live_bytes = $10,
+    quota_day = $11, quota_used = $12
+WHERE name = $1
+"""
+# For each key written after the target revision: its event at the target and its current row.
+# Keys not written since cannot differ, so they are never looked at.
+_ROLLBACK_DIFF = """
+WITH changed AS (
+    SELECT DISTINCT key FROM events WHERE namespace = $1 AND revision > $2 {key_filter}
+)
+SELECT ch.key, t.op AS then_op, t.value AS then_value, c.key AS cur_key, c.value,
+       c.version, c.created_revision, c.created_at
+FROM changed ch
+LEFT JOIN LATERAL (
+    SELECT op, value FROM events e
+    WHERE e.namespace = $1 AND e.key = ch.key AND e.revision <= $2
+    ORDER BY e.revision DESC LIMIT 1
+) t ON true
+LEFT JOIN current c ON c.namespace = $1 AND c.key = ch.key
+ORDER BY ch.key
+"""
+# Per key, the newest event at or before the floor answers reads at the floor: keep it (unless
+# it is a tombstone) and everything after it.
+_COMPACT = """
+WITH keep AS (
+    SELECT DISTINCT ON (key) key, revision, op FROM events
+    WHERE namespace = $1 AND revision <= $2
+    ORDER BY key, revision DESC
+)
+DELETE FROM events e USING keep k
+WHERE e.namespace = $1 AND e.key = k.key
+  AND (e.revision < k.revision OR (e.revision = k.revision AND k.op = 2))
+"""
+_REVISION_AT = """
+SELECT revision FROM revisions WHERE namespace = $1 AND at <= $2
+ORDER BY at DESC, revision DESC LIMIT 1
+"""
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The connection (not the statement) failed: a fresh connection may well succeed."""
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError
+        | ConnectionError,
+    ):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc) or "closing" in str(exc)
+    return False
+
+
+def _translate(exc: BaseException, *, statement_timeout_ms: int) -> BaseException:
+    """The one place where driver and OS errors become the storage contract's errors."""
+    if isinstance(exc, BotWireServerError):
+        return exc
+    if isinstance(exc, _CommitLost):
+        return Unavailable(
+            "The connection to PostgreSQL was lost while committing; the write may or may not "
+            "have been applied. Re-read the key before retrying."
+        )
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return Unavailable(
+            f"PostgreSQL did not finish within the statement timeout "
+            f"({statement_timeout_ms} ms); nothing was written. Retry later."
+        )
+    if isinstance(exc, asyncpg.DiskFullError):
+        return DiskFull("PostgreSQL's disk is full; nothing was written. Free space and retry.")
+    if isinstance(exc, asyncpg.TooManyConnectionsError):
+        return Unavailable(
+            "PostgreSQL refuses new connections (too many connections). Retry later, or lower "
+            "BOTWIRE_POOL_MAX across the servers sharing the database."
+        )
+    if isinstance(exc, asyncpg.CannotConnectNowError):
+        return Unavailable("PostgreSQL is starting up or shutting down. Retry in a moment.")
+    if _connection_lost(exc) or isinstance(exc, OSError | TimeoutError):
+        return Unavailable(
+            "PostgreSQL is unreachable (connection refused, lost or timed out). Retry in a moment."
+        )
+    return exc
+
+
+async def _reset(conn: Any) -> None:
+    """Return a connection to the pool without asyncpg's default reset round trip: the store
+    keeps no session state (no SET, LISTEN or session advisory lock on pooled connections)."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+def _item(row: Any) -> Item:
+    return Item(
+        row["key"],
+        row["value"],
+        row["version"],
+        row["created_revision"],
+        row["created_at"],
+        row["updated_at"],
+    )
+
+
+class PostgresStore(Store):
+    """A ``Store`` on PostgreSQL through an asyncpg pool. See the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: Settings | None = None,
+        limits: Limits | None = None,
+        clock: Clock = system_clock,
+        connect_timeout: float = 3.0,
+        acquire_timeout: float = 5.0,
+    ) -> None:
+        self.settings = settings or Settings(database_url=url)
+        super().__init__(limits=limits or self.settings.limits, clock=clock)
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.acquire_timeout = acquire_timeout
+        self._pool: Any = None
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def _server_settings(self) -> dict[str, str]:
+        ms = self.settings.statement_timeout_ms
+        out = {"application_name": "botwire"}
+        if ms:
+            out["statement_timeout"] = str(ms)
+            # A server that stalls inside a transaction would hold its namespace's row lock;
+            # PostgreSQL ends such a session instead of letting every writer queue behind it.
+            out["idle_in_transaction_session_timeout"] = str(max(2 * ms, 10_000))
+        return out
+
+    def _command_timeout(self) -> float | None:
+        # A client-side bound for when the network eats packets and the server-side statement
+        # timeout can never be reported back.
+        ms = self.settings.statement_timeout_ms
+        return ms / 1000 + self.connect_timeout if ms else None
+
+    async def migrate(self) -> list[str]:
+        async def work() -> list[str]:
+            conn = await asyncpg.connect(
+                self.url,
+                timeout=self.connect_timeout,
+                server_settings={"application_name": "botwire"},
+            )
+            try:
+                # Session lock: a second server starting at the same moment waits here, then
+                # finds every migration applied.
+                await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+                try:
+                    await conn.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " name text PRIMARY KEY,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                    applied = {
+                        r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")
+                    }
+                    done: list[str] = []
+                    for name, sql in migration_files("postgres"):
+                        if name in applied:
+                            continue
+                        async with conn.transaction():
+                            await conn.execute(sql)
+                            await conn.execute(
+                                "INSERT INTO schema_migrations (name) VALUES ($1)", name
+                            )
+                        done.append(name)
+                    return done
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            finally:
+                await conn.close()
+
+        try:
+            return await work()
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.settings.pool_min,
+                max_size=self.settings.pool_max,
+                timeout=self.connect_timeout,
+                command_timeout=self._command_timeout(),
+                server_settings=self._server_settings(),
+                reset=_reset,
+            )
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            # Waits for operations in flight to release their connections.
+            await asyncio.wait_for(pool.close(), self.settings.shutdown_timeout)
+        except (TimeoutError, Exception):
+            pool.terminate()
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.fetchval("SELECT 1"), transaction=False)
+
+    # -- the one place that talks to the pool -----------------------------------------------
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return _translate(exc, statement_timeout_ms=self.settings.statement_timeout_ms)
+
+    async def _run(
+        self,
+        work: Work[T],
+        *,
+        transaction: bool = True,
+        isolation: str = "read_committed",
+        readonly: bool = False,
+    ) -> T:
+        """Run ``work(conn)`` (in a transaction unless told otherwise), translating errors and
+        retrying once on a fresh connection when the connection died before COMMIT."""
+        pool = self._pool
+        if pool is None:
+            raise Unavailable("The PostgreSQL store is not open.", code="shutting_down")
+        for attempt in (1, 2):
+            committing = False
+            try:
+                async with pool.acquire(timeout=self.acquire_timeout) as conn:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.transaction(isolation=isolation, readonly=readonly):
+                        result = await work(conn)
+                        committing = True
+                    return result
+            except BotWireServerError:
+                raise
+            except Exception as exc:
+                if committing and _connection_lost(exc):
+                    raise self._translate(_CommitLost()) from exc
+                if attempt == 1 and _connection_lost(exc):
+                    # Every pooled connection probably died with this one (a PostgreSQL
+                    # restart, a cut network): replace them all, then retry once.
+                    await pool.expire_connections()
+                    continue
+                raise self._translate(exc) from exc
+        raise AssertionError("unreachable")
+
+    async def _read(self, work: Work[T], *, consistent: bool = False) -> T:
+        """A read; ``consistent`` runs it in one REPEATABLE READ snapshot (several statements
+        that must agree, e.g. the head and the events below it)."""
+        if not consistent:
+            return await self._run(work, transaction=False)
+        return await self._run(work, isolation="repeatable_read", readonly=True)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def _lock(self, conn: Any, namespace: str, *, create: bool) -> _Head | None:
+        row = await conn.fetchrow(_LOCK_HEAD, namespace)
+        if row is None and create:
+            await conn.execute(
+                "INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT DO NOTHING", namespace
+            )
+            row = await conn.fetchrow(_LOCK_HEAD, namespace)
+        return None if row is None else _Head(*row.values())
+
+    def _commit_time(self, head: _Head) -> int:
+        return max(self.clock(), head.last_at)
+
+    async def _append(
+        self, conn: Any, namespace: str, head: _Head, pending: Sequence[_Pending]
+    ) -> tuple[int, int]:
+        """Check the namespace's size and quota, then commit ``pending`` as one new revision.
+        Returns (revision, at). Call with the namespace row locked."""
+        live_bytes, live_keys = head.live_bytes, head.live_keys
+        for p in pending:
+            if p.old is not None:
+                live_bytes -= entry_bytes(p.key, p.old["value"])
+                live_keys -= 1
+            if p.op == SET:
+                assert p.value is not None
+                live_bytes += entry_bytes(p.key, p.value)
+                live_keys += 1
+        check_namespace_bytes(self.limits, live_bytes, head.live_bytes)
+        at = self._commit_time(head)
+        day = at // DAY_MICROS
+        used = quota_after(
+            self.limits, day=day, quota_day=head.quota_day, quota_used=head.quota_used, at=at
+        )
+        revision = head.revision + 1
+        created = [
+            (p.old["created_revision"], p.old["created_at"])
+            if p.old is not None and p.op == SET
+            else (revision, at)
+            for p in pending
+        ]
+        await conn.execute(
+            _APPEND,
+            namespace,
+            revision,
+            at,
+            [p.key for p in pending],
+            [p.op for p in pending],
+            [p.value for p in pending],
+            [c[0] for c in created],
+            [c[1] for c in created],
+            live_keys,
+            live_bytes,
+            day,
+            used,
+        )
+        return revision, at
+
+    async def set(
+        self, namespace: str, key: str, value: bytes, *, expected_version: int | None = None
+    ) -> WriteResult:
+        check_value_size(self.limits, len(value))
+
+        async def work(conn: Any) -> WriteResult:
+            head = await self._lock(conn, namespace, create=True)
+            assert head is not None
+            old = await conn.fetchrow(_CURRENT, namespace, key)
+            check_expected(expected_version, old["version"] if old else 0)
+            revision, at = await self._append(
+                conn, namespace, head, [_Pending(key, SET, value, old)]
+            )
+            created = old["created_revision"] if old else revision
+            return WriteResult(revision, at, created, len(value))
+
+        return await self._run(work)
+
+    async def delete(
+        self, namespace: str, key: str, *, expected_version: int | None = None
+    ) -> WriteResult:
+        async def work(conn: Any) -> WriteResult:
+            head = await self._lock(conn, namespace, create=False)
+            old = await conn.fetchrow(_CURRENT, namespace, key) if head else None
+            if head is None or old is None:
+                raise NotFound(
+                    f"Key {key!r} does not exist in namespace {namespace!r}.",
+                    code="key_not_found",
+                )
+            check_expected(expected_version, old["version"])
+            revision, at = await self._append(
+                conn, namespace, head, [_Pending(key, DELETE, None, old)]
+            )
+            return WriteResult(revision, at, old["created_revision"], 0)
+
+        return await self._run(work)
+
+    async def rollback(
+        self,
+        namespace: str,
+        to: int | datetime,
+        *,
+        key: str | None = None,
+        dry_run: bool = False,
+    ) -> RollbackResult:
+        async def work(conn: Any) -> RollbackResult:
+            head = await self._lock(conn, namespace, create=False) or _Head()
+            target = await self._resolve(conn, namespace, to, head.revision, head.oldest)
+            sql = _ROLLBACK_DIFF.format(key_filter="AND key = $3" if key is not None else "")
+            args = (namespace, target, key) if key is not None else (namespace, target)
+            pending: list[_Pending] = []
+            changes: list[Change] = []
+            for row in await conn.fetch(sql, *args):
+                then = row["then_value"] if row["then_op"] == SET else None
+                if then == row["value"]:
+                    continue
+                old = row if row["cur_key"] is not None else None
+                op = SET if then is not None else DELETE
+                pending.append(_Pending(row["key"], op, then, old))
+                changes.append(Change(row["key"], _OPS[op], then))  # type: ignore[arg-type]
+            if not changes or dry_run:
+                return RollbackResult(head.revision, changes, dry_run)
+            revision, _ = await self._append(conn, namespace, head, pending)
+            return RollbackResult(revision, changes, False)
+
+        return await self._run(work)
+
+    async def compact(self, namespace: str, *, before: int) -> int:
+        async def work(conn: Any) -> int:
+            head = await self._lock(conn, namespace, create=False) or _Head()
+            check_revision(before, head=head.revision, oldest=0)
+            if before <= head.oldest:
+                return 0
+            status = await conn.execute(_COMPACT, namespace, before)
+            await conn.execute(
+                "UPDATE namespaces SET oldest_revision = $2 WHERE name = $1", namespace, before
+            )
+            return int(status.split()[-1])
+
+        return await self._run(work)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def _resolve(
+        self, conn: Any, namespace: str, as_of: int | datetime, head: int, oldest: int
+    ) -> int:
+        if isinstance(as_of, datetime):
+            moment = to_micros(as_of)
+            revision = await conn.fetchval(_REVISION_AT, namespace, moment) or 0
+            return check_revision(revision, head=head, oldest=oldest)
+        return check_revision(as_of, head=head, oldest=oldest)
+
+    async def _resolve_read(self, conn: Any, namespace: str, as_of: int | datetime) -> int:
+        row = await conn.fetchrow(_READ_HEAD, namespace)
+        head, oldest = (row["revision"], row["oldest_revision"]) if row else (0, 0)
+        return await self._resolve(conn, namespace, as_of, head, oldest)
+
+    async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
+        if as_of is None:
+
+            async def now(conn: Any) -> Item | None:
+                row = await conn.fetchrow(_CURRENT, namespace, key)
+                return _item(row) if row else None
+
+            return await self._read(now)
+
+        async def then(conn: Any) -> Item | None:
+            revision = await self._resolve_read(conn, namespace, as_of)
+            row = await conn.fetchrow(
+                "SELECT key, op, value, revision AS version, created_revision, created_at,"
+                " at AS updated_at FROM events"
+                " WHERE namespace = $1 AND key = $2 AND revision <= $3"
+                " ORDER BY revision DESC LIMIT 1",
+                namespace,
+                key,
+                revision,
+            )
+            return _item(row) if row is not None and row["op"] == SET else None
+
+        return await self._read(then, consistent=True)
+
+    async def list(
+        self,
+        namespace: str,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        as_of: AsOf = None,
+    ) -> Sequence[Item]:
+        check_limit(limit)
+        args: list[Any] = [namespace]
+        where = ""
+        if after is not None:
+            args.append(after)
+            where += f" AND key > ${len(args)}"
+        if prefix:
+            args.append(prefix)
+            # The range lets the primary key index find the prefix; starts_with decides.
+            where += f" AND key >= ${len(args)} AND starts_with(key, ${len(args)})"
+        args.append(limit)
+        limit_arg = f"${len(args)}"
+
+        if as_of is None:
+            sql = (
+                "SELECT key, value, version, created_revision, created_at, updated_at"
+                f" FROM current WHERE namespace = $1{where} ORDER BY key LIMIT {limit_arg}"
+            )
+
+            async def now(conn: Any) -> list[Item]:
+                return [_item(row) for row in await conn.fetch(sql, *args)]
+
+            return await self._read(now)
+
+        args.append(0)
+        rev_arg = f"${len(args)}"
+        sql = (
+            "SELECT key, value, revision AS version, created_revision, created_at,"
+            " at AS updated_at FROM ("
+            "  SELECT DISTINCT ON (key) key, op, value, revision, created_revision, created_at, at"
+            f"  FROM events WHERE namespace = $1{where} AND revision <= {rev_arg}"
+            "  ORDER BY key, revision DESC"
+            f") t WHERE op = 1 ORDER BY key LIMIT {limit_arg}"
+        )
+        moment = as_of
+
+        async def then(conn: Any) -> list[Item]:
+            args[-1] = await self._resolve_read(conn, namespace, moment)
+            return [_item(row) for row in await conn.fetch(sql, *args)]
+
+        return await self._read(then, consistent=True)
+
+    async def history(
+        self, namespace: str, key: str, *, before: int | None = None, limit: int = 100
+    ) -> Sequence[Event]:
+        check_limit(limit)
+
+        async def work(conn: Any) -> list[Event]:
+            rows = await conn.fetch(
+                "SELECT revision, op, value, at FROM events"
+                " WHERE namespace = $1 AND key = $2 AND ($3::bigint IS NULL OR revision < $3)"
+                " ORDER BY revision DESC LIMIT $4",
+                namespace,
+                key,
+                before,
+                limit,
+            )
+            return [
+                Event(r["revision"], key, _OPS[r["op"]], r["value"], r["at"])  # type: ignore[arg-type]
+                for r in rows
+            ]
+
+        return await self._read(work)
+
+    async def info(self, namespace: str) -> NamespaceInfo:
+        async def work(conn: Any) -> NamespaceInfo:
+            row = await conn.fetchrow(
+                "SELECT revision, live_keys, live_bytes, oldest_revision, last_at"
+                " FROM namespaces WHERE name = $1",
+                namespace,
+            )
+            if row is None or row["revision"] == 0:
+                return NamespaceInfo(namespace, 0, 0, 0, row["oldest_revision"] if row else 0, None)
+            return NamespaceInfo(namespace, *row.values())
+
+        return await self._read(work)
+
+    async def resolve(self, namespace: str, as_of: int | datetime) -> int:
+        return await self._read(
+            lambda conn: self._resolve_read(conn, namespace, as_of), consistent=True
+        )
+
+    async def stats(self) -> Stats:
+        async def work(conn: Any) -> Stats:
+            row = await conn.fetchrow(
+                "SELECT coalesce(sum(live_keys), 0)::bigint,"
+                " count(*) FILTER (WHERE live_keys > 0),"
+                " coalesce(sum(live_bytes), 0)::bigint FROM namespaces"
+            )
+            return Stats(*row.values())
+
+        return await self._read(work)
+
+
+__all__ = ["PostgresStore", "MIGRATION_LOCK"]

@@ -1,0 +1,152 @@
+"""PostgreSQL for tests: a throw-away database per test run, on the server at 127.0.0.1:5432.
+
+With ``CI=true`` an unreachable server fails the tests that need it; otherwise they are skipped
+with the reason shown by ``-ra``. Tests never share a database with anything else: each run
+creates ``botwire_test_<pid>_<random>`` and drops it afterwards (``WITH (FORCE)``, so a server
+process that is still connected cannot keep it alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+
+# Read at import, before the autouse fixture clears BOTWIRE_* variables.
+ADMIN_URL = os.environ.get(
+    "BOTWIRE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+TABLES = ("namespaces", "revisions", "events", "current")
+
+
+def url_for(database: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin() -> Any:
+    return await asyncpg.connect(ADMIN_URL, timeout=5)
+
+
+_unreachable: str | None = None
+_checked = False
+
+
+def require_postgres() -> None:
+    """Skip (or under CI, fail) the calling test when PostgreSQL does not answer."""
+    global _unreachable, _checked
+    if not _checked:
+        _checked = True
+
+        async def probe() -> None:
+            conn = await _admin()
+            await conn.close()
+
+        try:
+            asyncio.run(probe())
+        except Exception as exc:  # any reason to be unreachable counts
+            _unreachable = f"PostgreSQL at {ADMIN_URL} is unreachable: {exc!r}"
+    if _unreachable is not None:
+        if IN_CI:
+            pytest.fail(f"{_unreachable} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(_unreachable)
+
+
+async def create_database() -> str:
+    """Create an empty database with a unique name; return its URL."""
+    name = f"botwire_test_{os.getpid()}_{secrets.token_hex(4)}"
+    conn = await _admin()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url_for(name)
+
+
+async def drop_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    conn = await _admin()
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def temp_database() -> AsyncIterator[str]:
+    """An empty database for the duration of the block (async tests)."""
+    url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@contextmanager
+def temp_database_sync() -> Iterator[str]:
+    """An empty database for the duration of the block (sync fixtures, outside any loop)."""
+    url = asyncio.run(create_database())
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(url))
+
+
+async def truncate(url: str) -> None:
+    """Empty every table of the store (between tests sharing one migrated database)."""
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    finally:
+        await conn.close()
+
+
+async def backend_pids(url: str, *, application_name: str = "botwire") -> list[int]:
+    """Process ids of the PostgreSQL backends connected to ``url``'s database by the store."""
+    name = url.rpartition("/")[2]
+    conn = await _admin()
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            name,
+            application_name,
+        )
+        return [r["pid"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def terminate_backends(url: str, *, application_name: str = "botwire") -> int:
+    """Cut every connection the store holds to ``url``'s database (as a PostgreSQL restart
+    would, without disturbing other databases on the shared server). Returns how many."""
+    name = url.rpartition("/")[2]
+    conn = await _admin()
+    try:
+        rows = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()",
+            name,
+            application_name,
+        )
+        return sum(1 for r in rows if r[0])
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One migrated database for the whole test run; tests truncate it before use."""
+    require_postgres()
+    from botwire_server.storage.postgres import PostgresStore
+
+    with temp_database_sync() as url:
+        asyncio.run(PostgresStore(url).migrate())
+        yield url
