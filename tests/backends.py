@@ -16,7 +16,7 @@ from botwire_server.storage.base import Clock, Store, system_clock
 from botwire_server.storage.memory import MemoryStore
 from botwire_server.storage.sqlite import SQLiteStore
 
-BACKENDS: list[str] = ["memory", "sqlite"]
+BACKENDS: list[str] = ["memory", "sqlite", "postgres"]
 
 
 @contextlib.asynccontextmanager
@@ -30,8 +30,13 @@ async def open_store(
         store = MemoryStore(limits=limits, clock=clock)
     elif name == "sqlite":
         store = SQLiteStore(tmp_path / "botwire.db", limits=limits, clock=clock)
-    # A PostgreSQL branch goes here: create a temporary database, build the store on it,
-    # and drop the database in a ``finally`` after ``store.close()``.
+    elif name == "postgres":
+        from pg import shared_database
+
+        from botwire_server.storage.postgres import PostgresStore
+
+        # One database per test run, emptied here (see tests/pg.py).
+        store = PostgresStore(await shared_database(), limits=limits, clock=clock)
     else:
         raise ValueError(f"unknown backend {name!r}")
     await store.migrate()

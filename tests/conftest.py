@@ -24,3 +24,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """An empty, opened store of every backend in ``tests/backends.py``, default limits."""
     async with open_store(request.param, tmp_path) as opened:
         yield opened
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests parametrised with the ``postgres`` backend carry the ``postgres`` marker, so
+    ``-m postgres`` / ``-m "not postgres"`` select them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgres" in callspec.params.values():
+            item.add_marker(pytest.mark.postgres)
