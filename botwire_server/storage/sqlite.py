@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -99,6 +100,41 @@ def sqlite_path(url: str) -> Path:
     return Path(url)
 
 
+class _Batch:
+    """One write transaction. Namespace rows are read once per batch and written back once at
+    its end: an op updates the cached row only after every statement of it succeeded, so an op
+    rolled back to its savepoint leaves no trace here either."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._rows: dict[str, NsRow] = {}
+        self._dirty: set[str] = set()
+
+    def ns(self, namespace: str) -> NsRow:
+        row = self._rows.get(namespace)
+        if row is None:
+            row = self._rows[namespace] = ns_row(self.conn, namespace)
+        return row
+
+    def put(self, namespace: str, row: NsRow) -> None:
+        self._rows[namespace] = row
+        self._dirty.add(namespace)
+
+    def flush(self) -> None:
+        for name in self._dirty:
+            row = self._rows[name]
+            self.conn.execute(
+                "INSERT INTO namespaces (name, revision, oldest_revision, live_keys, live_bytes,"
+                " last_at, quota_day, quota_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision,"
+                " oldest_revision = excluded.oldest_revision, live_keys = excluded.live_keys,"
+                " live_bytes = excluded.live_bytes, last_at = excluded.last_at,"
+                " quota_day = excluded.quota_day, quota_used = excluded.quota_used",
+                (name, row.revision, row.oldest, row.live_keys, row.live_bytes, row.last_at)
+                + (row.quota_day, row.quota_used),
+            )
+
+
 class SQLiteStore(Store):
     def __init__(
         self, path: Path | str, *, limits: Limits | None = None, clock: Clock = system_clock
@@ -109,7 +145,7 @@ class SQLiteStore(Store):
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # event loop thread only
         self._pool: list[sqlite3.Connection] = []  # idle connections for threaded reads
-        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -178,7 +214,7 @@ class SQLiteStore(Store):
 
     # -- the writer ---------------------------------------------------------------------------
 
-    async def _submit(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _submit(self, op: Callable[[_Batch], T]) -> T:
         if self._closing or self._writer_task is None:
             raise Unavailable(
                 "The server is shutting down and accepts no more writes.", code="shutting_down"
@@ -214,19 +250,20 @@ class SQLiteStore(Store):
                     future.set_exception(value)
             self._wake.set()  # operations queued meanwhile form the next batch
 
-    def _run_batch(self, ops: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+    def _run_batch(self, ops: list[Callable[[_Batch], Any]]) -> list[tuple[bool, Any]]:
         """Run in a worker thread: every op in one transaction, each under its own savepoint."""
         conn = self._writer
         if conn is None:
             raise Unavailable("The SQLite store is closed.", code="shutting_down")
         outcomes: list[tuple[bool, Any]] = []
+        batch = _Batch(conn)
         with translated(self.path):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for op in ops:
                     conn.execute("SAVEPOINT op")
                     try:
-                        outcomes.append((True, op(conn)))
+                        outcomes.append((True, op(batch)))
                     except (BotWireServerError, sqlite3.Error) as exc:
                         if not conn.in_transaction:
                             raise  # SQLite rolled the whole transaction back: fail the batch
@@ -235,6 +272,7 @@ class SQLiteStore(Store):
                             exc = translate(exc, self.path)
                         outcomes.append((False, exc))
                     conn.execute("RELEASE op")
+                batch.flush()
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -245,27 +283,23 @@ class SQLiteStore(Store):
 
     # -- write operations (run inside the batch transaction) ----------------------------------
 
-    def _commit_point(self, namespace: str, ns: NsRow) -> tuple[int, int]:
-        """(at, quota_used after this write): a commit's time and its place in today's quota."""
-        at = max(self.clock(), ns.last_at)
+    def _append(
+        self,
+        batch: _Batch,
+        namespace: str,
+        ns: NsRow,
+        changes: Sequence[tuple[Change, tuple[int, int] | None]],
+        *,
+        live_bytes: int,
+    ) -> tuple[int, int]:
+        """Commit ``changes`` as one new revision. Each change comes with the key's current
+        (created_revision, created_at), or None when absent. Returns (revision, at)."""
+        conn = batch.conn
+        at = max(self.clock(), ns.last_at)  # commit times never go backwards
         day = at // DAY_MICROS
         used = quota_after(
             self.limits, day=day, quota_day=ns.quota_day, quota_used=ns.quota_used, at=at
         )
-        return at, used
-
-    def _append(
-        self,
-        conn: sqlite3.Connection,
-        namespace: str,
-        ns: NsRow,
-        changes: Sequence[tuple[Change, tuple[int, int, int] | None]],
-        *,
-        new_bytes: int,
-    ) -> tuple[int, int]:
-        """Commit ``changes`` as one new revision; each change comes with the key's current
-        (created_revision, created_at, entry bytes) or None when absent. Returns (revision, at)."""
-        at, used = self._commit_point(namespace, ns)
         revision = ns.revision + 1
         live_keys = ns.live_keys
         conn.execute(
@@ -273,21 +307,13 @@ class SQLiteStore(Store):
             (namespace, revision, at),
         )
         for change, current in changes:
-            created_revision, created_at = (current[0], current[1]) if current else (revision, at)
+            created_revision, created_at = current if current else (revision, at)
             op = SET if change.op == "set" else DELETE
             conn.execute(
                 "INSERT INTO events (namespace, key, revision, op, value, created_revision,"
                 " created_at, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    namespace,
-                    change.key,
-                    revision,
-                    op,
-                    change.value,
-                    created_revision,
-                    created_at,
-                    at,
-                ),
+                (namespace, change.key, revision, op, change.value, created_revision)
+                + (created_at, at),
             )
             if op == DELETE:
                 conn.execute(
@@ -300,25 +326,21 @@ class SQLiteStore(Store):
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
                     " version = excluded.version, updated_at = excluded.updated_at",
-                    (
-                        namespace,
-                        change.key,
-                        change.value,
-                        revision,
-                        created_revision,
-                        created_at,
-                        at,
-                    ),
+                    (namespace, change.key, change.value, revision, created_revision)
+                    + (created_at, at),
                 )
                 live_keys += 0 if current else 1
-        conn.execute(
-            "INSERT INTO namespaces (name, revision, live_keys, live_bytes, last_at, quota_day,"
-            " quota_used) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET revision = excluded.revision,"
-            " live_keys = excluded.live_keys, live_bytes = excluded.live_bytes,"
-            " last_at = excluded.last_at, quota_day = excluded.quota_day,"
-            " quota_used = excluded.quota_used",
-            (namespace, revision, live_keys, new_bytes, at, at // DAY_MICROS, used),
+        batch.put(
+            namespace,
+            replace(
+                ns,
+                revision=revision,
+                live_keys=live_keys,
+                live_bytes=live_bytes,
+                last_at=at,
+                quota_day=day,
+                quota_used=used,
+            ),
         )
         return revision, at
 
@@ -336,41 +358,37 @@ class SQLiteStore(Store):
 
     def _op_set(
         self, namespace: str, key: str, value: bytes, expected: int | None
-    ) -> Callable[[sqlite3.Connection], WriteResult]:
-        def op(conn: sqlite3.Connection) -> WriteResult:
-            ns = ns_row(conn, namespace)
-            old = self._current(conn, namespace, key)
+    ) -> Callable[[_Batch], WriteResult]:
+        def op(batch: _Batch) -> WriteResult:
+            old = self._current(batch.conn, namespace, key)
             check_expected(expected, old[0] if old else 0)
-            old_bytes = entry_bytes(key, old[3]) if old else 0
-            after = ns.live_bytes - old_bytes + entry_bytes(key, value)
+            ns = batch.ns(namespace)
+            after = ns.live_bytes + entry_bytes(key, value)
+            after -= entry_bytes(key, old[3]) if old else 0
             check_namespace_bytes(self.limits, after, ns.live_bytes)
-            current = (old[1], old[2], old_bytes) if old else None
-            revision, at = self._append(
-                conn, namespace, ns, [(Change(key, "set", value), current)], new_bytes=after
-            )
+            current = (old[1], old[2]) if old else None
+            change = Change(key, "set", value)
+            revision, at = self._append(batch, namespace, ns, [(change, current)], live_bytes=after)
             return WriteResult(revision, at, old[1] if old else revision, len(value))
 
         return op
 
     def _op_delete(
         self, namespace: str, key: str, expected: int | None
-    ) -> Callable[[sqlite3.Connection], WriteResult]:
-        def op(conn: sqlite3.Connection) -> WriteResult:
-            old = self._current(conn, namespace, key)
+    ) -> Callable[[_Batch], WriteResult]:
+        def op(batch: _Batch) -> WriteResult:
+            old = self._current(batch.conn, namespace, key)
             if old is None:
                 raise NotFound(
                     f"Key {key!r} does not exist in namespace {namespace!r}.",
                     code="key_not_found",
                 )
             check_expected(expected, old[0])
-            ns = ns_row(conn, namespace)
-            old_bytes = entry_bytes(key, old[3])
+            ns = batch.ns(namespace)
+            after = ns.live_bytes - entry_bytes(key, old[3])
+            change = Change(key, "delete", None)
             revision, at = self._append(
-                conn,
-                namespace,
-                ns,
-                [(Change(key, "delete", None), (old[1], old[2], old_bytes))],
-                new_bytes=ns.live_bytes - old_bytes,
+                batch, namespace, ns, [(change, (old[1], old[2]))], live_bytes=after
             )
             return WriteResult(revision, at, old[1], 0)
 
@@ -378,9 +396,10 @@ class SQLiteStore(Store):
 
     def _op_rollback(
         self, namespace: str, to: int | datetime, key: str | None, dry_run: bool
-    ) -> Callable[[sqlite3.Connection], RollbackResult]:
-        def op(conn: sqlite3.Connection) -> RollbackResult:
-            ns = ns_row(conn, namespace)
+    ) -> Callable[[_Batch], RollbackResult]:
+        def op(batch: _Batch) -> RollbackResult:
+            conn = batch.conn
+            ns = batch.ns(namespace)
             target = resolve(conn, namespace, ns, to)
             if key is not None:
                 keys = [key]
@@ -393,7 +412,7 @@ class SQLiteStore(Store):
                         (namespace, target),
                     )
                 )
-            planned: list[tuple[Change, tuple[int, int, int] | None]] = []
+            planned: list[tuple[Change, tuple[int, int] | None]] = []
             after = ns.live_bytes
             for k in keys:
                 then = event_at(conn, namespace, k, target)
@@ -404,9 +423,9 @@ class SQLiteStore(Store):
                 now_value = bytes(now[3]) if now else None
                 if then_value == now_value:
                     continue
-                now_bytes = entry_bytes(k, now_value) if now_value is not None else 0
-                current = (now[1], now[2], now_bytes) if now else None
-                after -= now_bytes
+                if now_value is not None:
+                    after -= entry_bytes(k, now_value)
+                current = (now[1], now[2]) if now else None
                 if then_value is None:
                     planned.append((Change(k, "delete", None), current))
                 else:
@@ -416,30 +435,29 @@ class SQLiteStore(Store):
             if not planned or dry_run:
                 return RollbackResult(ns.revision, changes, dry_run)
             check_namespace_bytes(self.limits, after, ns.live_bytes)
-            revision, _ = self._append(conn, namespace, ns, planned, new_bytes=after)
+            revision, _ = self._append(batch, namespace, ns, planned, live_bytes=after)
             return RollbackResult(revision, changes, False)
 
         return op
 
-    def _op_compact(self, namespace: str, before: int) -> Callable[[sqlite3.Connection], int]:
-        def op(conn: sqlite3.Connection) -> int:
-            ns = ns_row(conn, namespace)
+    def _op_compact(self, namespace: str, before: int) -> Callable[[_Batch], int]:
+        def op(batch: _Batch) -> int:
+            ns = batch.ns(namespace)
             check_revision(before, head=ns.revision, oldest=0)
             if before <= ns.oldest:
                 return 0
             # Keep each key's newest event at or before the floor when it is a set (it answers
             # reads at the floor) and everything after it; a tombstone there answers "absent",
-            # which a missing event answers as well.
-            cursor = conn.execute(
+            # which a missing event answers as well. The revisions rows stay: they map times
+            # below the floor to revisions, which then raise RevisionCompacted.
+            cursor = batch.conn.execute(
                 "DELETE FROM events AS e WHERE e.namespace = :ns AND e.revision <= :floor AND ("
                 " e.op = 2 OR e.revision < (SELECT f.revision FROM events AS f"
                 "  WHERE f.namespace = :ns AND f.key = e.key AND f.revision <= :floor"
                 "  ORDER BY f.revision DESC LIMIT 1))",
                 {"ns": namespace, "floor": before},
             )
-            conn.execute(
-                "UPDATE namespaces SET oldest_revision = ? WHERE name = ?", (before, namespace)
-            )
+            batch.put(namespace, replace(ns, oldest=before))
             return cursor.rowcount
 
         return op
