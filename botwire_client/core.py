@@ -176,8 +176,7 @@ def error_for(response: Response, request: Request) -> BotWireError:
     if status == 409 or code == "version_conflict":
         current = int(body.get("current_version") or 0)
         return ConflictError(
-            f"{said} Read the key again (item() gives its version) and retry with "
-            f"expected_version={current}.",
+            f"{said} (current_version={current})",
             current_version=current,
             **kw,
         )
@@ -307,8 +306,10 @@ def delete_op(namespace: str, key: str, expected_version: int | None) -> Op[bool
     return True
 
 
-def list_keys_op(namespace: str, prefix: str | None, as_of: int | datetime | None) -> Op[list[str]]:
-    params: dict[str, str] = {"limit": str(PAGE_LIMIT)}
+def list_keys_op(
+    namespace: str, prefix: str | None, as_of: int | datetime | None, page: int = PAGE_LIMIT
+) -> Op[list[str]]:
+    params: dict[str, str] = {"limit": str(page)}
     if prefix:
         params["prefix"] = prefix
     if as_of is not None:
@@ -328,14 +329,16 @@ def list_keys_op(namespace: str, prefix: str | None, as_of: int | datetime | Non
             params["as_of"] = str(int(data["revision"]))
 
 
-def history_op(namespace: str, key: str, limit: int | None) -> Op[list[Event]]:
+def history_op(
+    namespace: str, key: str, limit: int | None, page: int = PAGE_LIMIT
+) -> Op[list[Event]]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidRequest(f"limit must be an int >= 0 or None (all events), not {limit!r}.")
     events: list[Event] = []
     cursor: str | None = None
     while limit is None or len(events) < limit:
-        page = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(events))
-        params = {"limit": str(page)}
+        size = page if limit is None else min(page, limit - len(events))
+        params = {"limit": str(size)}
         if cursor:
             params["cursor"] = cursor
         req = Request("GET", f"/memory/{namespace}/{check_key(key)}/history", params=params)
@@ -365,9 +368,9 @@ def head_op(namespace: str) -> Op[int]:
 
 
 def snapshot_op(
-    namespace: str, as_of: int | datetime | None, prefix: str | None
+    namespace: str, as_of: int | datetime | None, prefix: str | None, page: int = PAGE_LIMIT
 ) -> Op[dict[str, Any]]:
-    params: dict[str, str] = {"limit": str(PAGE_LIMIT)}
+    params: dict[str, str] = {"limit": str(page)}
     if prefix:
         params["prefix"] = prefix
     if as_of is not None:

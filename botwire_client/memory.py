@@ -51,6 +51,7 @@ class Memory:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 5,
+        page_size: int = core.PAGE_LIMIT,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -59,6 +60,9 @@ class Memory:
         self.base_url = url.rstrip("/")
         self.timeout = timeout
         self.retry = RetryPolicy(retries=retries)
+        if not 1 <= page_size <= core.PAGE_LIMIT:
+            raise ValueError(f"page_size must be between 1 and {core.PAGE_LIMIT}, not {page_size}")
+        self.page_size = page_size
         self._transport = transport
         self._async_transport = async_transport
         self._lock = threading.Lock()
@@ -117,12 +121,12 @@ class Memory:
 
     def list_keys(self, prefix: str | None = None, *, as_of: AsOf = None) -> builtins.list[str]:
         """Every key (sorted, optionally with ``prefix``); pages through the server's list."""
-        return self._run(core.list_keys_op(self.namespace, prefix, as_of))
+        return self._run(core.list_keys_op(self.namespace, prefix, as_of, self.page_size))
 
     async def alist_keys(
         self, prefix: str | None = None, *, as_of: AsOf = None
     ) -> builtins.list[str]:
-        return await self._arun(core.list_keys_op(self.namespace, prefix, as_of))
+        return await self._arun(core.list_keys_op(self.namespace, prefix, as_of, self.page_size))
 
     # The seeds call all three names.
     list = list_keys
@@ -132,10 +136,10 @@ class Memory:
 
     def history(self, key: str, *, limit: int | None = 100) -> builtins.list[Event]:
         """The key's events, newest first; at most ``limit`` (``None``: all of them)."""
-        return self._run(core.history_op(self.namespace, key, limit))
+        return self._run(core.history_op(self.namespace, key, limit, self.page_size))
 
     async def ahistory(self, key: str, *, limit: int | None = 100) -> builtins.list[Event]:
-        return await self._arun(core.history_op(self.namespace, key, limit))
+        return await self._arun(core.history_op(self.namespace, key, limit, self.page_size))
 
     def head(self) -> int:
         """The namespace's current revision (0 when nothing was ever written)."""
@@ -146,10 +150,10 @@ class Memory:
 
     def snapshot(self, *, as_of: AsOf = None, prefix: str | None = None) -> dict[str, Any]:
         """Every key and its value, read at one revision (``as_of``, or the head)."""
-        return self._run(core.snapshot_op(self.namespace, as_of, prefix))
+        return self._run(core.snapshot_op(self.namespace, as_of, prefix, self.page_size))
 
     async def asnapshot(self, *, as_of: AsOf = None, prefix: str | None = None) -> dict[str, Any]:
-        return await self._arun(core.snapshot_op(self.namespace, as_of, prefix))
+        return await self._arun(core.snapshot_op(self.namespace, as_of, prefix, self.page_size))
 
     def rollback(
         self, to: int | datetime, *, key: str | None = None, dry_run: bool = False
