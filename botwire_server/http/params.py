@@ -18,6 +18,7 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{0,128}")
 _DIGITS = re.compile(r"[0-9]{1,30}")
+_NUMBER = re.compile(r"[0-9]+")
 _ETAG = re.compile(r'(?:W/)?"?([0-9]{1,30})"?')
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -78,10 +79,10 @@ def as_of(query: QueryParams) -> int | datetime | None:
     raw = query.get("as_of")
     if raw is None or raw == "":
         return None
-    if _DIGITS.fullmatch(raw):
+    if _NUMBER.fullmatch(raw):
         # A revision too large for any backend is above every head: clamp it so the store
         # answers future_revision with the namespace's head.
-        return min(int(raw), MAX_INT)
+        return MAX_INT if len(raw) > 19 else min(int(raw), MAX_INT)
     return timestamp(raw)
 
 
