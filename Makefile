@@ -34,5 +34,15 @@ test: $(STAMP) lint
 test-long: $(STAMP)
 	$(BIN)/pytest -m slow
 
+$(VENV)/.bench-installed: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# The benchmark suite, ~10-15 minutes; options through BENCH_ARGS (e.g. BENCH_ARGS=--quick) or
+# BENCH_* variables (python -m bench --help). Needs root once, to install wrk.
+bench: $(VENV)/.bench-installed
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,150 @@
+"""Load generation: wrk driven by the Lua scripts in ``bench/lua``, or a Python fallback.
+
+Each run happens in a separate process from the server under test and returns one ``LoadResult``.
+``errors`` counts non-2xx answers other than CAS conflicts plus socket errors and timeouts;
+``conflicts`` counts the 409s of the CAS scenario, which are lost races, not failures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+SCENARIOS = ("put", "get", "mix", "cas")
+# Namespaces and keys every scenario works on; ``prepare`` creates the keys GET, mix and CAS read.
+NAMESPACE = "bench"
+PUT_KEYS = 10_000
+MIX_KEYS = 1_000
+HOT_KEY = "hot"
+COUNTER_KEY = "counter"
+VALUE_200 = '"' + "x" * 198 + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    requests: int
+    duration_s: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    conflicts: int
+    increments: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def wrk_path() -> str | None:
+    return shutil.which("wrk")
+
+
+def scenario_args(scenario: str) -> list[str]:
+    if scenario == "put":
+        return [NAMESPACE, str(PUT_KEYS)]
+    if scenario == "get":
+        return [NAMESPACE, HOT_KEY]
+    if scenario == "mix":
+        return [NAMESPACE, str(MIX_KEYS)]
+    if scenario == "cas":
+        return [NAMESPACE, COUNTER_KEY]
+    raise ValueError(f"unknown scenario {scenario!r}")
+
+
+def lua_script(scenario: str, workdir: Path) -> Path:
+    """The scenario's script with the shared ``common.lua`` in front (wrk takes one file)."""
+    path = workdir / f"{scenario}.lua"
+    if not path.exists():
+        common = (LUA_DIR / "common.lua").read_text(encoding="utf-8")
+        body = (LUA_DIR / f"{scenario}.lua").read_text(encoding="utf-8")
+        path.write_text(common + "\n" + body, encoding="utf-8")
+    return path
+
+
+def run_load(
+    base_url: str,
+    scenario: str,
+    *,
+    connections: int,
+    duration: float,
+    workdir: Path,
+    generator: str,
+) -> LoadResult:
+    """Load ``base_url`` with ``scenario`` for ``duration`` seconds from a separate process."""
+    if generator == "wrk":
+        return _run_wrk(base_url, scenario, connections, duration, workdir)
+    return _run_python(base_url, scenario, connections, duration)
+
+
+def _run_wrk(
+    base_url: str, scenario: str, connections: int, duration: float, workdir: Path
+) -> LoadResult:
+    wrk = wrk_path()
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk), or use --generator python")
+    # One wrk thread: the machine's cores are better spent on the server under test.
+    cmd = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(lua_script(scenario, workdir)),
+        base_url,
+        "--",
+        *scenario_args(scenario),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return _result(json.loads(line.removeprefix("BENCH_JSON ")))
+    raise RuntimeError(f"wrk gave no result (exit {out.returncode}): {out.stderr or out.stdout}")
+
+
+def _run_python(base_url: str, scenario: str, connections: int, duration: float) -> LoadResult:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.pyload",
+        base_url,
+        scenario,
+        *scenario_args(scenario),
+        "--connections",
+        str(connections),
+        "--duration",
+        str(duration),
+    ]
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, cwd=root)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return _result(json.loads(line.removeprefix("BENCH_JSON ")))
+    raise RuntimeError(f"pyload gave no result (exit {out.returncode}): {out.stderr}")
+
+
+def _result(raw: dict[str, float]) -> LoadResult:
+    duration_s = raw["duration_us"] / 1e6
+    requests = int(raw["requests"])
+    conflicts = int(raw["conflicts"])
+    return LoadResult(
+        requests=requests,
+        duration_s=round(duration_s, 3),
+        rps=round(requests / duration_s, 1) if duration_s else 0.0,
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        # wrk counts every status >= 400 as an error; a CAS conflict is an expected answer.
+        errors=int(raw["status_errors"]) - conflicts + int(raw["socket_errors"]),
+        conflicts=conflicts,
+        increments=int(raw["increments"]),
+    )

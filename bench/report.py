@@ -1,0 +1,256 @@
+"""The printed table, the targets and their verdicts, and a Markdown rendering for the README.
+
+``python -m bench.report [bench/results/latest.json]`` prints the Markdown tables of a results file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+TARGET_CONNECTIONS = 64
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+}
+
+
+def _http(results: dict[str, Any], target: str, scenario: str, conns: int) -> dict[str, Any] | None:
+    for record in results["http"]:
+        if (record["target"], record["scenario"], record["connections"]) == (
+            target,
+            scenario,
+            conns,
+        ):
+            found: dict[str, Any] = record
+            return found
+    return None
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the performance issue: the figure measured, the bound, met or not."""
+    http = results["http"]
+    conns = max((r["connections"] for r in http), default=TARGET_CONNECTIONS)
+    if any(r["connections"] == TARGET_CONNECTIONS for r in http):
+        conns = TARGET_CONNECTIONS
+    targets: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float | None, op: str, bound: float, unit: str) -> None:
+        met = None if measured is None else _COMPARE[op](measured, bound)
+        targets.append(
+            {
+                "target": name,
+                "measured": measured,
+                "op": op,
+                "bound": bound,
+                "unit": unit,
+                "met": met,
+            }
+        )
+
+    backends = sorted({r["target"] for r in http} - {"ceiling"})
+    for backend in backends:
+        put = _http(results, backend, "put", conns)
+        get = _http(results, backend, "get", conns)
+        c = f"{conns} conn"
+        if put and put["ratio"]:
+            add(f"{backend}: PUT / ceiling ({c})", put["ratio"]["median"], ">=", 0.7, "x")
+        if get and get["ratio"]:
+            add(f"{backend}: GET / ceiling ({c})", get["ratio"]["median"], ">=", 0.8, "x")
+        if put:
+            add(f"{backend}: PUT p99 ({c})", put["p99_ms"]["median"], "<=", 25.0, "ms")
+        if get:
+            add(f"{backend}: GET p99 ({c})", get["p99_ms"]["median"], "<=", 10.0, "ms")
+        rss = [r["rss_mb"] for r in http if r["target"] == backend]
+        if rss:
+            add(f"{backend}: server RSS under load (max)", max(rss), "<", 100.0, "MB")
+    scaling = results.get("scaling") or {}
+    pit = (scaling.get("history") or {}).get("point_in_time") or {}
+    if len(pit) >= 2:
+        sizes = sorted(pit, key=int)
+        lo, hi = pit[sizes[0]]["p50_ms"], pit[sizes[-1]]["p50_ms"]
+        add(
+            f"point-in-time read p50, {int(sizes[-1]):,} / {int(sizes[0]):,} versions",
+            round(hi / lo, 3) if lo else None,
+            "<=",
+            1.5,
+            "x",
+        )
+    store = (scaling.get("history") or {}).get("point_in_time_store") or {}
+    if len(store) >= 2:
+        sizes = sorted(store, key=int)
+        lo, hi = store[sizes[0]]["p50_ms"], store[sizes[-1]]["p50_ms"]
+        add(
+            f"same, through the Store without HTTP, {int(sizes[-1]):,} / {int(sizes[0]):,}",
+            round(hi / lo, 3) if lo else None,
+            "<=",
+            1.5,
+            "x",
+        )
+    rollback = scaling.get("rollback") or {}
+    if rollback:
+        n = max(rollback, key=int)
+        add(f"rollback of {int(n):,} changed keys", rollback[n]["median"], "<", 2.0, "s")
+    startup = scaling.get("startup")
+    if startup:
+        add(
+            f"start-up on {startup['events']:,} events",
+            startup["startup_s"]["median"],
+            "<",
+            2.0,
+            "s",
+        )
+    return targets
+
+
+def _verdict(met: bool | None) -> str:
+    return "n/a" if met is None else ("met" if met else "NOT MET")
+
+
+def _spread(s: dict[str, float], fmt: str = "{:,.0f}") -> str:
+    return f"{fmt.format(s['median'])} [{fmt.format(s['min'])}-{fmt.format(s['max'])}]"
+
+
+def http_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in results["http"]:
+        ratio = _spread(r["ratio"], "{:.2f}") if r["ratio"] else "-"
+        extra = ""
+        if r["scenario"] == "cas" and "increments_per_s" in r:
+            extra = f"{r['increments_per_s']['median']:,.0f} incr/s, {r['conflicts']} conflicts"
+        rows.append(
+            [
+                r["target"],
+                r["scenario"],
+                str(r["connections"]),
+                _spread(r["rps"]),
+                f"{r['p50_ms']['median']:.2f}",
+                _spread(r["p99_ms"], "{:.1f}"),
+                str(r["errors"]),
+                f"{r['rss_mb']:.0f}",
+                ratio,
+                extra,
+            ]
+        )
+    return rows
+
+
+HTTP_HEADER = [
+    "target",
+    "scenario",
+    "conns",
+    "req/s median [min-max]",
+    "p50 ms",
+    "p99 ms median [min-max]",
+    "errors",
+    "RSS MB",
+    "ratio to ceiling",
+    "notes",
+]
+
+
+def scaling_rows(results: dict[str, Any]) -> list[list[str]]:
+    scaling = results.get("scaling") or {}
+    rows: list[list[str]] = []
+    history = scaling.get("history") or {}
+    for n, fig in (history.get("point_in_time") or {}).items():
+        store = (history.get("point_in_time_store") or {}).get(n)
+        page = (history.get("history_page") or {}).get(n) or {}
+        middle = page.get("middle")
+        rows.append(
+            [
+                f"key with {int(n):,} versions",
+                f"as_of read p50 {fig['p50_ms']:.2f} ms, p99 {fig['p99_ms']:.2f} ms (HTTP); "
+                + (f"store p50 {store['p50_ms']:.3f} ms; " if store else "")
+                + f"history page p50 {page['first']['p50_ms']:.2f} ms newest"
+                + (f", {middle['p50_ms']:.2f} ms middle" if middle else ""),
+            ]
+        )
+    for n, fig in (scaling.get("rollback") or {}).items():
+        rows.append([f"rollback, {int(n):,} changed keys", f"{_spread(fig, '{:.3f}')} s"])
+    listing = scaling.get("list")
+    if listing:
+        rows.append(
+            [
+                f"list {listing['keys']:,} keys, pages of {listing['page_size']}",
+                f"{_spread(listing['total_s'], '{:.2f}')} s in all; page p50 "
+                f"{listing['page']['p50_ms']:.2f} ms, p99 {listing['page']['p99_ms']:.2f} ms",
+            ]
+        )
+    startup = scaling.get("startup")
+    if startup:
+        rows.append(
+            [
+                f"start-up, {startup['events']:,} events",
+                f"{_spread(startup['startup_s'], '{:.2f}')} s to /healthz 200; "
+                f"RSS {startup['rss_mb']['median']:.0f} MB",
+            ]
+        )
+    return rows
+
+
+def target_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for t in results["targets"]:
+        measured = "-" if t["measured"] is None else f"{t['measured']:g} {t['unit']}"
+        rows.append(
+            [t["target"], measured, f"{t['op']} {t['bound']:g} {t['unit']}", _verdict(t["met"])]
+        )
+    return rows
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _meta_line(results: dict[str, Any]) -> str:
+    m = results["meta"]
+    o = m["options"]
+    return (
+        f"{m['started_at']}, {m['machine']['cpus']} CPUs, load average "
+        f"{m['machine']['loadavg_before']} before / {m['machine']['loadavg_after']} after; "
+        f"generator {m['generator']}, {o['duration']} s per run, median of {o['repeats']} runs; "
+        f"uvicorn loop={m['uvicorn']['loop']} http={m['uvicorn']['http']}"
+    )
+
+
+def render_text(results: dict[str, Any]) -> str:
+    parts = [_meta_line(results), "", _text_table(HTTP_HEADER, http_rows(results))]
+    scaling = scaling_rows(results)
+    if scaling:
+        parts += ["", _text_table(["scaling (SQLite)", "figure"], scaling)]
+    parts += ["", _text_table(["target", "measured", "bound", "verdict"], target_rows(results))]
+    return "\n".join(parts)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    parts = [_meta_line(results), "", _md_table(HTTP_HEADER, http_rows(results))]
+    scaling = scaling_rows(results)
+    if scaling:
+        parts += ["", _md_table(["scaling (SQLite)", "figure"], scaling)]
+    parts += ["", _md_table(["target", "measured", "bound", "verdict"], target_rows(results))]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else Path(__file__).parent / "results" / "latest.json"
+    print(render_markdown(json.loads(path.read_text(encoding="utf-8"))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

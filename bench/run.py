@@ -1,0 +1,237 @@
+"""The runner: ``python -m bench [options]`` (``make bench`` runs it with the defaults).
+
+Every option has a ``BENCH_*`` environment variable; flags win. The default full run takes about
+ten to fifteen minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import pgdb
+from .httpbench import run_matrix
+from .load import SCENARIOS, wrk_path
+from .procs import ServerProcess, botwire_command, free_port, quota_free_env
+from .report import evaluate_targets, render_text
+from .scaling import Sizes, run_scaling
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUICK = Sizes(
+    versions=(10, 100), rollback_keys=(10, 50), list_keys=500, startup_events=2_000, samples=20
+)
+
+
+def _ints(raw: str) -> list[int]:
+    return [int(x) for x in raw.replace(" ", "").split(",") if x]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=float(env("BENCH_DURATION", "4")),
+        help="seconds per load run (BENCH_DURATION, default 4)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=int(env("BENCH_REPEATS", "3")),
+        help="runs per figure; medians and min-max are reported (BENCH_REPEATS, 3)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=float(env("BENCH_WARMUP", "1")),
+        help="seconds of unmeasured load per scenario and target (BENCH_WARMUP, 1)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_ints,
+        default=_ints(env("BENCH_CONNECTIONS", "1,16,64")),
+        help="comma-separated connection counts (BENCH_CONNECTIONS, 1,16,64)",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=lambda s: s.split(","),
+        default=env("BENCH_SCENARIOS", ",".join(SCENARIOS)).split(","),
+        help="comma-separated subset of put,get,mix,cas (BENCH_SCENARIOS)",
+    )
+    p.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "python"],
+        default=env("BENCH_GENERATOR", "auto"),
+        help="load generator: wrk, the Python fallback, or auto (wrk when installed)",
+    )
+    p.add_argument(
+        "--postgres",
+        choices=["auto", "yes", "no"],
+        default=env("BENCH_POSTGRES", "auto"),
+        help="also load the server on PostgreSQL (auto: when its store exists)",
+    )
+    p.add_argument(
+        "--postgres-admin-url",
+        default=env("BENCH_POSTGRES_URL", pgdb.DEFAULT_ADMIN_URL),
+        help="where the temporary database is created (BENCH_POSTGRES_URL)",
+    )
+    p.add_argument("--no-ceiling", action="store_true", help="skip the bare Starlette ceiling")
+    p.add_argument("--no-http", action="store_true", help="skip the HTTP scenarios")
+    p.add_argument("--no-scaling", action="store_true", help="skip the scaling figures")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small scaling sizes (10/100 versions, 10/50 keys, 2,000 events)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path(env("BENCH_OUT", str(RESULTS))),
+        help="directory for latest.json and latest.png (BENCH_OUT)",
+    )
+    p.add_argument("--no-chart", action="store_true", help="write no PNG")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="record py-spy profiles of the SQLite server under PUT and GET load",
+    )
+    return p.parse_args(argv)
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _uvicorn_impl() -> dict[str, str]:
+    """What uvicorn's ``auto`` resolves to in this environment (both apps run with ``auto``)."""
+    has = importlib.util.find_spec
+    return {
+        "loop": "uvloop" if has("uvloop") else "asyncio",
+        "http": "httptools" if has("httptools") else "h11",
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("uvicorn", "starlette", "msgspec", "botwire-server"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+def server_argv(port: int, db_url: str) -> list[str]:
+    return [*botwire_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
+
+
+@contextlib.contextmanager
+def _targets(
+    args: argparse.Namespace, workdir: Path, log: Callable[[str], None]
+) -> Iterator[list[ServerProcess]]:
+    with contextlib.ExitStack() as stack:
+        servers: list[ServerProcess] = []
+        if not args.no_ceiling:
+            port = free_port()
+            argv = [sys.executable, "-m", "bench.ceiling", "--port", str(port)]
+            servers.append(ServerProcess("ceiling", argv, port, quota_free_env()))
+        port = free_port()
+        sqlite_url = f"sqlite:///{workdir / 'http.db'}"
+        servers.append(
+            ServerProcess("sqlite", server_argv(port, sqlite_url), port, quota_free_env())
+        )
+        use_pg = args.postgres == "yes" or (args.postgres == "auto" and pgdb.backend_available())
+        if use_pg:
+            pg_url = stack.enter_context(pgdb.TempDatabase(args.postgres_admin_url))
+            port = free_port()
+            servers.append(
+                ServerProcess("postgresql", server_argv(port, pg_url), port, quota_free_env())
+            )
+        for server in servers:
+            stack.enter_context(server.start())
+            log(f"{server.name} on {server.url} (pid {server.pid}), up in {server.startup_s:.2f} s")
+        yield servers
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if wrk_path() else "python"
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    started = dt.datetime.now(dt.UTC)
+    began = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {
+            "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "generator": generator,
+            "options": {
+                "duration": args.duration,
+                "repeats": args.repeats,
+                "warmup": args.warmup,
+                "connections": args.connections,
+                "scenarios": args.scenarios,
+                "quick": args.quick,
+            },
+            "machine": {"cpus": os.cpu_count(), "loadavg_before": _loadavg()},
+            "uvicorn": _uvicorn_impl(),
+            "versions": _versions(),
+        },
+        "http": [],
+        "scaling": None,
+        "targets": [],
+        "profile": None,
+    }
+    with tempfile.TemporaryDirectory(prefix="botwire-bench-") as tmp:
+        workdir = Path(tmp)
+        if not args.no_http:
+            with _targets(args, workdir, log) as servers:
+                results["http"] = run_matrix(
+                    servers,
+                    scenarios=args.scenarios,
+                    connections=args.connections,
+                    repeats=args.repeats,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    workdir=workdir,
+                    generator=generator,
+                    log=log,
+                )
+                if args.profile:
+                    from .profile import profile_hot_paths
+
+                    sqlite = next(s for s in servers if s.name == "sqlite")
+                    results["profile"] = profile_hot_paths(
+                        sqlite, args.out, workdir=workdir, generator=generator, log=log
+                    )
+        if not args.no_scaling:
+            results["scaling"] = run_scaling(QUICK if args.quick else Sizes(), workdir, log)
+    results["targets"] = evaluate_targets(results)
+    results["meta"]["machine"]["loadavg_after"] = _loadavg()
+    results["meta"]["elapsed_s"] = round(time.perf_counter() - began, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    if not args.no_chart:
+        from .chart import draw
+
+        draw(results, args.out / "latest.png")
+    print(render_text(results))
+    log(f"wrote {args.out / 'latest.json'} in {results['meta']['elapsed_s']:.0f} s")
+    return 0

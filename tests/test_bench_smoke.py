@@ -1,0 +1,143 @@
+"""A tiny run of the benchmark suite (``make bench``), so the harness cannot rot unnoticed.
+
+Durations and sizes are minimal and nothing here looks at speed: the checks are that every
+figure is reported, well formed and consistent (no request failed, every acknowledged CAS
+increment is in the counter, targets are evaluated).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if (
+    str(ROOT) not in sys.path
+):  # ``bench`` is a directory of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from bench.profile import summarise  # noqa: E402
+from bench.report import evaluate_targets, render_markdown  # noqa: E402
+
+SCENARIOS = {"put", "get", "mix", "cas"}
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "bench", "--duration", "1", "--repeats", "1", "--warmup", "0"]
+    cmd += ["--connections", "2", "--postgres", "no", "--no-chart", "--out", str(out), *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads((out / "latest.json").read_text(encoding="utf-8")), proc.stdout
+
+
+def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
+    cells = {(r["target"], r["scenario"], r["connections"]) for r in results["http"]}
+    assert cells == {(t, s, 2) for t in ("ceiling", "sqlite") for s in scenarios}
+    for r in results["http"]:
+        assert r["requests"] > 0 and r["rps"]["median"] > 0, r
+        assert r["rps"]["min"] <= r["rps"]["median"] <= r["rps"]["max"]
+        assert 0 < r["p50_ms"]["median"] <= r["p99_ms"]["median"], r
+        assert r["errors"] == 0, r
+        assert r["rss_mb"] > 0
+        assert len(r["runs"]) == 1
+        assert (r["ratio"] is None) == (r["target"] == "ceiling")
+        if r["ratio"]:
+            assert r["ratio"]["median"] > 0
+        if r["scenario"] == "cas" and r["target"] == "sqlite":
+            # Each acknowledged increment is in the counter, plus at most one request in flight
+            # per connection when the run stopped.
+            assert r["increments"] > 0
+            assert r["increments"] <= r["counter_delta"] <= r["increments"] + 2, r
+
+
+@pytest.mark.e2e
+def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
+    results, printed = run_bench(tmp_path, "--quick")
+    assert results["meta"]["generator"] in {"wrk", "python"}
+    check_http(results, SCENARIOS)
+
+    scaling = results["scaling"]
+    history = scaling["history"]
+    for figure in ("point_in_time", "point_in_time_store", "history_page"):
+        assert set(history[figure]) == {"10", "100"}, figure
+    for n in ("10", "100"):
+        assert history["point_in_time"][n]["samples"] == 20
+        assert history["point_in_time"][n]["p50_ms"] > 0
+        assert history["history_page"][n]["first"]["p50_ms"] > 0
+    assert history["history_page"]["100"]["middle"]["p50_ms"] > 0
+    assert set(scaling["rollback"]) == {"10", "50"}
+    assert all(
+        f["median"] > 0 and f["changed_keys"] == int(n) for n, f in scaling["rollback"].items()
+    )
+    assert scaling["list"]["keys"] == 500 and scaling["list"]["total_s"]["median"] > 0
+    assert scaling["startup"]["events"] == 2000
+    assert (
+        scaling["startup"]["startup_s"]["median"] > 0 and scaling["startup"]["rss_mb"]["median"] > 0
+    )
+
+    names = [t["target"] for t in results["targets"]]
+    assert len(names) == 10, names
+    for expected in ("PUT / ceiling", "GET / ceiling", "PUT p99", "GET p99", "RSS", "rollback"):
+        assert any(expected in name for name in names), expected
+    assert all(t["measured"] is not None and isinstance(t["met"], bool) for t in results["targets"])
+    assert "req/s median" in printed and "verdict" in printed
+    assert "| target | scenario |" in render_markdown(results)
+
+
+@pytest.mark.e2e
+def test_python_load_generator_drives_the_same_scenarios(tmp_path: Path) -> None:
+    results, _ = run_bench(
+        tmp_path, "--generator", "python", "--no-scaling", "--scenarios", "put,cas"
+    )
+    assert results["meta"]["generator"] == "python"
+    assert results["scaling"] is None
+    check_http(results, {"put", "cas"})
+
+
+def test_profile_summary_percentages() -> None:
+    collapsed = "\n".join(
+        [
+            "thread (1): MainThread;main (a.py:1);route (botwire_server/http/routes.py:5) 6",
+            "thread (1): MainThread;main (a.py:1);write (asyncio/selector_events.py:9) 2",
+            "thread (2): writer;loop (botwire_server/storage/sqlite.py:3) 2",
+        ]
+    )
+    summary = summarise(collapsed)
+    assert summary["samples"] == 10
+    assert summary["threads"] == [("MainThread", 80.0), ("writer", 20.0)]
+    assert dict(summary["self_by_package"]) == {
+        "botwire_server.http": 60.0,
+        "asyncio (event loop, transports)": 20.0,
+        "botwire_server.storage": 20.0,
+    }
+    # main() is in every sample of its thread: an entry frame, not a finding.
+    assert "main (a.py:1)" not in dict(summary["inclusive_functions"])
+
+
+def test_targets_verdicts_follow_the_bounds() -> None:
+    def cell(scenario: str, ratio: float, p99: float) -> dict[str, Any]:
+        spread = {"median": ratio, "min": ratio, "max": ratio}
+        return {
+            "target": "sqlite",
+            "scenario": scenario,
+            "connections": 64,
+            "ratio": spread,
+            "p99_ms": {"median": p99, "min": p99, "max": p99},
+            "rss_mb": 120.0,
+        }
+
+    results = {"http": [cell("put", 0.7, 25.0), cell("get", 0.79, 10.5)], "scaling": None}
+    verdicts = {t["target"]: t["met"] for t in evaluate_targets(results)}
+    assert verdicts == {
+        "sqlite: PUT / ceiling (64 conn)": True,
+        "sqlite: GET / ceiling (64 conn)": False,
+        "sqlite: PUT p99 (64 conn)": True,
+        "sqlite: GET p99 (64 conn)": False,
+        "sqlite: server RSS under load (max)": False,
+    }
