@@ -20,6 +20,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from types import TracebackType
@@ -221,6 +222,8 @@ class Memory:
             if self._client is None or self._client_pid != os.getpid():
                 self._client = httpx.Client(transport=self._transport, **self._options())
                 self._client_pid = os.getpid()
+                # A Memory dropped (or alive at exit) without close() still closes its sockets.
+                weakref.finalize(self, _close_quietly, self._client, self._client_pid)
             return self._client
 
     def _run(self, op: Op[T]) -> T:
@@ -317,6 +320,11 @@ class _LoopClient:
         self.client = client
         self.closer = closer
         self.pid = os.getpid()
+
+
+def _close_quietly(client: httpx.Client, pid: int) -> None:
+    if pid == os.getpid():
+        client.close()
 
 
 def _httpx_args(request: Request) -> dict[str, Any]:

@@ -1,0 +1,201 @@
+"""``BotWireChatHistory`` against a real server: the LangChain contract, sync and native async,
+RunnableWithMessageHistory with a fake chat model, and both directions of compatibility with the
+stored format of the original ``botwire`` 0.2.1 adapter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from client_support import fresh_namespace, serve
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    messages_from_dict,
+    messages_to_dict,
+)
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables.history import RunnableWithMessageHistory
+from server_process import ServerProcess
+
+from botwire import BotWireChatHistory, Memory
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from serve(tmp_path_factory)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return fresh_namespace("chat")
+
+
+def _history(server: ServerProcess, namespace: str, session: str = "s-1") -> BotWireChatHistory:
+    return BotWireChatHistory(session, namespace, base_url=server.url)
+
+
+def test_is_a_langchain_chat_history_with_the_default_namespace(
+    monkeypatch: pytest.MonkeyPatch, server: ServerProcess
+) -> None:
+    monkeypatch.setenv("BOTWIRE_URL", server.url)
+    history = BotWireChatHistory(session_id="user-42")
+    assert isinstance(history, BaseChatMessageHistory)
+    assert history.memory.namespace == "langchain-sessions"
+    assert history.memory.base_url == server.url
+    history.clear()
+    history.add_user_message("hi")
+    assert [m.content for m in history.messages] == ["hi"]
+    history.clear()
+    assert history.messages == []
+
+
+def test_messages_round_trip_in_order_with_their_types(
+    server: ServerProcess, namespace: str
+) -> None:
+    history = _history(server, namespace)
+    assert history.messages == []
+    sent: list[BaseMessage] = [
+        SystemMessage("be brief"),
+        HumanMessage("hello", additional_kwargs={"n": 1}),
+        AIMessage("hi there"),
+    ]
+    history.add_messages(sent[:2])
+    history.add_message(sent[2])
+    history.add_messages([])
+    again = _history(server, namespace)  # a new client reads the same session
+    assert again.messages == sent
+    assert [type(m) for m in again.messages] == [SystemMessage, HumanMessage, AIMessage]
+    stored = Memory(namespace, server.url).get("s-1")
+    assert stored == messages_to_dict(sent)  # the 0.2.1 adapter's dict format, as a list
+    history.clear()
+    assert again.messages == [] and Memory(namespace, server.url).item("s-1") is None
+
+
+async def test_native_async_methods(server: ServerProcess, namespace: str) -> None:
+    history = _history(server, namespace, "async-1")
+    assert await history.aget_messages() == []
+    await history.aadd_messages([HumanMessage("a"), AIMessage("b")])
+    await history.aadd_messages([HumanMessage("c")])
+    assert [m.content for m in await history.aget_messages()] == ["a", "b", "c"]
+    assert [m.content for m in history.messages] == ["a", "b", "c"]
+    await history.aclear()
+    assert await history.aget_messages() == []
+    # Native, not the base class's run-in-executor fallbacks.
+    for name in ["aget_messages", "aadd_messages", "aclear"]:
+        assert getattr(BotWireChatHistory, name) is not getattr(BaseChatMessageHistory, name)
+
+
+def _chain(server: ServerProcess, namespace: str, replies: list[str]) -> RunnableWithMessageHistory:
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You are terse."), MessagesPlaceholder("history"), ("human", "{input}")]
+    )
+    model = FakeListChatModel(responses=replies)
+    return RunnableWithMessageHistory(
+        prompt | model,
+        lambda session_id: _history(server, namespace, session_id),
+        input_messages_key="input",
+        history_messages_key="history",
+    )
+
+
+# langchain-core 1.x deprecates RunnableWithMessageHistory (in favour of LangGraph) but ships and
+# supports it; existing agents still use it.
+deprecated_runnable = pytest.mark.filterwarnings(
+    "ignore:RunnableWithMessageHistory is deprecated:DeprecationWarning"
+)
+
+
+@deprecated_runnable
+def test_inside_runnable_with_message_history(server: ServerProcess, namespace: str) -> None:
+    chain = _chain(server, namespace, ["Hello Ann.", "You are Ann."])
+    config = {"configurable": {"session_id": "conv-1"}}
+    assert chain.invoke({"input": "I am Ann."}, config=config).content == "Hello Ann."
+    # A new chain (a restarted process) continues the same conversation from the server.
+    chain = _chain(server, namespace, ["You are Ann."])
+    assert chain.invoke({"input": "Who am I?"}, config=config).content == "You are Ann."
+    contents = [m.content for m in _history(server, namespace, "conv-1").messages]
+    assert contents == ["I am Ann.", "Hello Ann.", "Who am I?", "You are Ann."]
+
+
+@deprecated_runnable
+async def test_inside_runnable_with_message_history_async(
+    server: ServerProcess, namespace: str
+) -> None:
+    chain = _chain(server, namespace, ["one", "two"])
+    config = {"configurable": {"session_id": "conv-2"}}
+    assert (await chain.ainvoke({"input": "first"}, config=config)).content == "one"
+    assert (await chain.ainvoke({"input": "second"}, config=config)).content == "two"
+    history = _history(server, namespace, "conv-2")
+    assert [m.content for m in await history.aget_messages()] == [
+        "first",
+        "one",
+        "second",
+        "two",
+    ]
+
+
+# The original adapter's read and write, as botwire 0.2.1 does them over HTTP (its
+# Memory.set stored json.dumps(value) for non-strings; its get decoded strings starting with
+# '[' or '{').
+
+
+def _v021_messages(url: str) -> list[BaseMessage]:
+    response = httpx.get(url)
+    if response.status_code == 404:
+        return []
+    value = response.json().get("value")
+    if isinstance(value, str) and value and value[0] in "[{":
+        value = json.loads(value)
+    return messages_from_dict(value) if value else []
+
+
+def _v021_add_message(url: str, message: BaseMessage) -> None:
+    response = httpx.get(url)
+    current = [] if response.status_code == 404 else response.json().get("value")
+    if isinstance(current, str) and current and current[0] in "[{":
+        current = json.loads(current)
+    if not isinstance(current, list):
+        current = []
+    current.extend(messages_to_dict([message]))
+    httpx.put(url, json={"value": json.dumps(current)}).raise_for_status()
+
+
+def test_reads_and_extends_what_the_0_2_1_adapter_wrote(
+    server: ServerProcess, namespace: str
+) -> None:
+    url = f"{server.url}/memory/{namespace}/legacy"
+    _v021_add_message(url, HumanMessage("old question"))
+    _v021_add_message(url, AIMessage("old answer"))
+    assert isinstance(httpx.get(url).json()["value"], str)  # a JSON string, as 0.2.1 stored it
+    history = _history(server, namespace, "legacy")
+    assert [m.content for m in history.messages] == ["old question", "old answer"]
+    history.add_user_message("new question")
+    assert [m.content for m in history.messages] == ["old question", "old answer", "new question"]
+    # ... and the 0.2.1 adapter still reads (and extends) the list this adapter wrote.
+    assert [m.content for m in _v021_messages(url)] == [
+        "old question",
+        "old answer",
+        "new question",
+    ]
+    _v021_add_message(url, AIMessage("legacy reply"))
+    assert [m.content for m in history.messages][-1] == "legacy reply"
+
+
+def test_a_key_holding_something_else_is_reported(server: ServerProcess, namespace: str) -> None:
+    Memory(namespace, server.url).set("not-chat", {"a": 1})
+    with pytest.raises(ValueError, match="not a message list"):
+        _ = _history(server, namespace, "not-chat").messages
+
+
+def test_session_id_must_be_a_valid_key() -> None:
+    with pytest.raises(ValueError, match="Invalid key"):
+        BotWireChatHistory("has space")
