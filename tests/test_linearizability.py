@@ -7,7 +7,23 @@ server processes (SQLite; PostgreSQL with two servers on one database) must pass
 
 from __future__ import annotations
 
-from linearizability import Op, Verdict, check, revision_order_violations
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from linearizability import (
+    Op,
+    Verdict,
+    check,
+    dump,
+    from_records,
+    record,
+    revision_order_violations,
+)
+from pg import require_postgres, temp_database_sync
+from server_process import ServerProcess
 
 # -- the checker itself ------------------------------------------------------------------------
 
@@ -188,3 +204,72 @@ def test_search_scales_to_many_lost_replies() -> None:
     result = verdict(*ops)
     assert result.ok, result.explain()
     assert result.explored < 1_000
+
+
+# -- histories recorded against real servers ---------------------------------------------------
+
+
+def record_history(urls: list[str], namespace: str, *, processes: int, operations: int) -> list[Op]:
+    """Run ``processes`` client processes (spread over ``urls``) at once; return their history.
+    Separate processes, not threads: the clients' own scheduling must not serialise them."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [
+            pool.submit(
+                record,
+                urls[p % len(urls)],
+                namespace,
+                KEYS,
+                process=p,
+                operations=operations,
+                seed=p,
+            )
+            for p in range(processes)
+        ]
+        records = [rec for f in futures for rec in f.result()]
+    unexpected = [r for r in records if str(r["outcome"]).startswith("unexpected")]
+    assert not unexpected, unexpected[:5]
+    return from_records(records)
+
+
+def assert_linearizable(history: list[Op], urls: list[str], namespace: str) -> None:
+    verdicts = check(history)
+    bad = [v for v in verdicts if not v.ok]
+    assert not bad, "\n\n".join(v.explain() for v in bad) + "\n\nhistory:\n" + dump(history)
+    assert len(verdicts) == len(KEYS)
+    violations = revision_order_violations(history)
+    assert not violations, "\n".join(f"{a.describe()}  /  {b.describe()}" for a, b in violations)
+    # Every revision belongs to one write: head counts the acknowledged writes plus any of the
+    # writes whose reply was lost.
+    committed = sum(1 for o in history if o.kind != "read" and o.outcome == "ok")
+    lost = sum(1 for o in history if o.kind != "read" and o.outcome == "unknown")
+    top = httpx.get(f"{urls[0]}/namespaces/{namespace}").json()["revision"]
+    assert committed <= top <= committed + lost
+    # The history must exercise what it claims to: CAS successes and conflicts, reads of values.
+    outcomes = {(o.kind, o.outcome) for o in history}
+    assert {("cas", "ok"), ("cas", "conflict"), ("read", "ok"), ("write", "ok")} <= outcomes
+
+
+KEYS = ["x", "y", "z"]
+
+
+@pytest.mark.e2e
+def test_sqlite_server_is_linearizable(tmp_path: Path) -> None:
+    with ServerProcess(f"sqlite:///{tmp_path / 'botwire.db'}") as server:
+        history = record_history([server.url], "lin", processes=6, operations=100)
+        assert_linearizable(history, [server.url], "lin")
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_postgres_servers_are_linearizable() -> None:
+    """Two server processes on one PostgreSQL database; clients talk to either."""
+    require_postgres()
+    with (
+        temp_database_sync() as db,
+        ServerProcess(db) as first,
+        ServerProcess(db) as second,
+    ):
+        urls = [first.url, second.url]
+        history = record_history(urls, "lin", processes=6, operations=100)
+        assert_linearizable(history, urls, "lin")
