@@ -67,10 +67,12 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
             code="route_not_found",
         )
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        # Starlette lists a route's methods from a set; sorted, the header is stable.
+        allowed = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
         error = MethodNotAllowed(
             f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}."
         )
+        return error_response(error, {"Allow": allowed})
     else:
         body = {
             "error": str(exc.detail),

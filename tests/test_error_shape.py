@@ -1,0 +1,687 @@
+"""Every error path answers the canonical body, pinned here exactly::
+
+    {"error": "<human sentence>", "code": "<stable_snake_case>", "status": <int>, ...extra}
+
+One row per path: the request that takes it and the whole body it must produce. A change to a
+message, code, status or extra field shows up here as a failing row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from backends import BACKENDS, open_store
+
+from botwire_server.http import create_app
+from botwire_server.settings import Limits, Settings
+from botwire_server.storage.base import Stats
+from botwire_server.storage.memory import MemoryStore
+from botwire_server.storage.sqlite import SQLiteStore
+
+
+class AnyInt:
+    """Matches any int in a given range (for values that depend on the clock)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int) and self.low <= other <= self.high
+
+    def __repr__(self) -> str:
+        return f"AnyInt({self.low}, {self.high})"
+
+
+@dataclass
+class Case:
+    id: str
+    method: str
+    url: str
+    body: dict[str, Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    setup: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def err(status: int, code: str, error: str, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "code": code, "status": status, **extra}
+
+
+SET_K = ("PUT", "/memory/ns/k", {"json": {"value": 1}})
+JSON = {"Content-Type": "application/json"}
+NS_RULE = "use 1-64 characters of A-Z, a-z, 0-9, '_' and '-'."
+KEY_RULE = "use 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-' (but not '.' or '..')."
+AS_OF_RULE = (
+    "is neither a revision (an integer >= 0) nor an ISO-8601 timestamp with a timezone, "
+    "such as 2026-11-21T10:00:00Z."
+)
+CURSOR_RULE = "is not a cursor this route returned."
+
+CASES = [
+    # -- 400 invalid_json ---------------------------------------------------------------------
+    Case(
+        "malformed json",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_json", "The body is not valid JSON: Input data was truncated."),
+        {"content": b'{"value": ', "headers": JSON},
+    ),
+    Case(
+        "empty body",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_json", "The body is not valid JSON: Input data was truncated."),
+        {"content": b""},
+    ),
+    Case(
+        "NaN",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_json",
+            "The body is not valid JSON: JSON is malformed: invalid character (byte 10).",
+        ),
+        {"content": b'{"value": NaN}'},
+    ),
+    Case(
+        "not utf-8",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_json",
+            "The body is not valid JSON: 'utf-8' codec can't decode byte 0xff in position 0: "
+            "invalid start byte.",
+        ),
+        {"content": b'{"value": "\xff"}'},
+    ),
+    Case(
+        "rollback malformed",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(400, "invalid_json", "The body is not valid JSON: Input data was truncated."),
+        {"content": b"{"},
+    ),
+    # -- 400 invalid_body ---------------------------------------------------------------------
+    Case(
+        "body not an object",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_body", "The body is not valid here: Expected `object`, got `array`."),
+        {"content": b"[1]"},
+    ),
+    Case(
+        "missing value",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_body",
+            "The body is not valid here: Object missing required field `value`.",
+        ),
+        {"json": {"expected_version": 1}},
+    ),
+    Case(
+        "expected_version wrong type",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_body",
+            "The body is not valid here: Expected `int | null`, got `str` - at "
+            "`$.expected_version`.",
+        ),
+        {"json": {"value": 1, "expected_version": "1"}},
+    ),
+    Case(
+        "expected_version negative",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_body",
+            "The body is not valid here: Expected `int` >= 0 - at `$.expected_version`.",
+        ),
+        {"json": {"value": 1, "expected_version": -1}},
+    ),
+    Case(
+        "float overflow",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_body", "The body is not valid here: Number out of range - at `$.value`."),
+        {"content": b'{"value": 1e400}'},
+    ),
+    Case(
+        "huge integer",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_body",
+            "The body is not valid here: Integer value out of range - at `$.value`.",
+        ),
+        {"content": b'{"value": ' + b"9" * 5000 + b"}"},
+    ),
+    Case(
+        "too deep",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_body", "The value nests arrays and objects more than 100 levels deep."),
+        {"content": b'{"value": ' + b"[" * 101 + b"]" * 101 + b"}"},
+    ),
+    Case(
+        "far too deep",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_body", "The value nests arrays and objects more than 100 levels deep."),
+        {"content": b'{"value": ' + b"[" * 20000 + b"]" * 20000 + b"}"},
+    ),
+    Case(
+        "compact missing before",
+        "POST",
+        "/namespaces/ns/compact",
+        err(
+            400,
+            "invalid_body",
+            "The body is not valid here: Object missing required field `before`.",
+        ),
+        {"json": {}},
+    ),
+    Case(
+        "rollback to wrong type",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(
+            400,
+            "invalid_body",
+            "The body is not valid here: Expected `int | str`, got `array` - at `$.to`.",
+        ),
+        {"json": {"to": [1]}},
+    ),
+    # -- 400 invalid_name ---------------------------------------------------------------------
+    Case(
+        "namespace too long",
+        "GET",
+        "/memory/" + "n" * 65 + "/k",
+        err(400, "invalid_name", f"Namespace '{'n' * 65}' is invalid: {NS_RULE}"),
+    ),
+    Case(
+        "namespace bad character",
+        "PUT",
+        "/memory/a$b/k",
+        err(400, "invalid_name", f"Namespace 'a$b' is invalid: {NS_RULE}"),
+        {"json": {"value": 1}},
+    ),
+    Case(
+        "key bad character",
+        "DELETE",
+        "/memory/ns/a b",
+        err(400, "invalid_name", f"Key 'a b' is invalid: {KEY_RULE}"),
+    ),
+    Case(
+        "key too long, shown shortened",
+        "GET",
+        "/memory/ns/" + "k" * 129 + "/history",
+        err(400, "invalid_name", f"Key '{'k' * 80}...' is invalid: {KEY_RULE}"),
+    ),
+    Case(
+        "rollback key",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(400, "invalid_name", f"Key '..' is invalid: {KEY_RULE}"),
+        {"json": {"to": 0, "key": ".."}},
+    ),
+    # -- 400 invalid_parameter ----------------------------------------------------------------
+    Case(
+        "as_of garbage",
+        "GET",
+        "/memory/ns/k?as_of=yesterday",
+        err(400, "invalid_parameter", f"as_of='yesterday' {AS_OF_RULE}"),
+    ),
+    Case(
+        "as_of without timezone",
+        "GET",
+        "/memory/ns?as_of=2026-11-21T10:00:00",
+        err(400, "invalid_parameter", f"as_of='2026-11-21T10:00:00' {AS_OF_RULE}"),
+    ),
+    Case(
+        "rollback to garbage",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(400, "invalid_parameter", f"to='soon' {AS_OF_RULE}"),
+        {"json": {"to": "soon"}},
+    ),
+    Case(
+        "limit out of range",
+        "GET",
+        "/memory/ns?limit=0",
+        err(400, "invalid_parameter", "limit='0' is invalid: use an integer from 1 to 1000."),
+    ),
+    Case(
+        "prefix with a bad character",
+        "GET",
+        "/namespaces/ns/snapshot?prefix=a%25",
+        err(
+            400,
+            "invalid_parameter",
+            "prefix='a%' is invalid: a prefix is up to 128 characters of A-Z, a-z, 0-9, '_', "
+            "'.' and '-'.",
+        ),
+    ),
+    Case(
+        "expected_version query",
+        "DELETE",
+        "/memory/ns/k?expected_version=-1",
+        err(400, "invalid_parameter", "expected_version='-1' is invalid: use an integer >= 0."),
+    ),
+    Case(
+        "If-Match not a version",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_parameter",
+            "If-Match '*' is invalid: send one version as an ETag, for example If-Match: \"3\".",
+        ),
+        {"json": {"value": 1}, "headers": {"If-Match": "*"}},
+    ),
+    Case(
+        "If-Match against expected_version",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_parameter",
+            "expected_version asks for version 1 but If-Match asks for version 2; send one "
+            "condition.",
+        ),
+        {"json": {"value": 1, "expected_version": 1}, "headers": {"If-Match": '"2"'}},
+    ),
+    Case(
+        "If-None-Match on DELETE",
+        "DELETE",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_parameter",
+            "If-None-Match is only understood as 'If-None-Match: *' on PUT (write only when "
+            "the key does not exist).",
+        ),
+        {"headers": {"If-None-Match": "*"}},
+    ),
+    # -- 400 invalid_cursor -------------------------------------------------------------------
+    Case(
+        "cursor garbage",
+        "GET",
+        "/memory/ns?cursor=xyz",
+        err(400, "invalid_cursor", f"cursor='xyz' {CURSOR_RULE}"),
+    ),
+    Case(
+        "cursor of another route",
+        "GET",
+        "/memory/ns/k/history?cursor=azpr",
+        err(400, "invalid_cursor", f"cursor='azpr' {CURSOR_RULE}"),
+    ),
+    # -- 400 future_revision, 410 revision_compacted --------------------------------------------
+    Case(
+        "future revision",
+        "GET",
+        "/memory/ns/k?as_of=5",
+        err(
+            400,
+            "future_revision",
+            "Revision 5 is in the future: this namespace is at revision 1.",
+            head=1,
+        ),
+        setup=[SET_K],
+    ),
+    Case(
+        "compacted revision",
+        "GET",
+        "/namespaces/ns/snapshot?as_of=1",
+        err(
+            410,
+            "revision_compacted",
+            "Revision 1 is older than the kept history; the oldest readable revision is 2.",
+            oldest_revision=2,
+        ),
+        setup=[SET_K, SET_K, ("POST", "/namespaces/ns/compact", {"json": {"before": 2}})],
+    ),
+    # -- 404 ----------------------------------------------------------------------------------
+    Case(
+        "get absent key",
+        "GET",
+        "/memory/ns/k",
+        err(404, "key_not_found", "Key 'k' does not exist in namespace 'ns'."),
+    ),
+    Case(
+        "delete absent key",
+        "DELETE",
+        "/memory/ns/k?expected_version=3",
+        err(404, "key_not_found", "Key 'k' does not exist in namespace 'ns'."),
+    ),
+    Case(
+        "unknown route",
+        "GET",
+        "/memory/ns/k/versions",
+        err(
+            404,
+            "route_not_found",
+            "No route matches GET /memory/ns/k/versions; see GET /openapi.json for the API.",
+        ),
+    ),
+    Case(
+        "trailing slash",
+        "GET",
+        "/memory/ns/",
+        err(
+            404,
+            "route_not_found",
+            "No route matches GET /memory/ns/; see GET /openapi.json for the API.",
+        ),
+    ),
+    # -- 405 ----------------------------------------------------------------------------------
+    Case(
+        "wrong method",
+        "POST",
+        "/memory/ns",
+        err(405, "method_not_allowed", "POST is not allowed on /memory/ns; allowed: GET, HEAD."),
+        headers={"allow": "GET, HEAD"},
+    ),
+    # -- 409 ----------------------------------------------------------------------------------
+    Case(
+        "conflict on an existing key",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            409,
+            "version_conflict",
+            "The key was expected to be at version 7, but it is at version 1. Re-read it and "
+            "retry.",
+            current_version=1,
+        ),
+        {"json": {"value": 2, "expected_version": 7}},
+        setup=[SET_K],
+    ),
+    Case(
+        "conflict on If-None-Match",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            409,
+            "version_conflict",
+            "The key was expected not to exist, but it is at version 1. Re-read it and retry.",
+            current_version=1,
+        ),
+        {"json": {"value": 2}, "headers": {"If-None-Match": "*"}},
+        setup=[SET_K],
+    ),
+    Case(
+        "conflict on an absent key",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            409,
+            "version_conflict",
+            "The key was expected to be at version 3, but it does not exist. Re-read it and retry.",
+            current_version=0,
+        ),
+        {"json": {"value": 2}, "headers": {"If-Match": '"3"'}},
+    ),
+    # -- 413 ----------------------------------------------------------------------------------
+    Case(
+        "value too large",
+        "PUT",
+        "/memory/ns/k",
+        err(413, "value_too_large", "The value is 12 bytes, over the limit of 10 bytes.", limit=10),
+        {"json": {"value": "x" * 10}},
+        limits=Limits(value_max_bytes=10),
+    ),
+    Case(
+        "body too large by Content-Length",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            413,
+            "value_too_large",
+            "The request body is 20000 bytes; bodies are limited to 16394 bytes because a value "
+            "may be at most 10 bytes.",
+            limit=10,
+        ),
+        {"content": b" " * 20000},
+        limits=Limits(value_max_bytes=10),
+    ),
+    Case(
+        "namespace full",
+        "PUT",
+        "/memory/ns/j",
+        err(
+            413,
+            "namespace_full",
+            "This namespace would hold 6 bytes, over its limit of 5. Delete keys or store "
+            "smaller values.",
+            limit=5,
+        ),
+        {"json": {"value": 100}},
+        setup=[("PUT", "/memory/ns/k", {"json": {"value": 1}})],
+        limits=Limits(namespace_max_bytes=5),
+    ),
+    # -- 415 ----------------------------------------------------------------------------------
+    Case(
+        "not json",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            415,
+            "unsupported_media_type",
+            "The body must be JSON sent as Content-Type: application/json, not 'text/plain' "
+            "(curl: use --json, or -H 'Content-Type: application/json').",
+        ),
+        {"content": b'{"value": 1}', "headers": {"Content-Type": "text/plain"}},
+    ),
+    # -- 429 ----------------------------------------------------------------------------------
+    Case(
+        "write quota",
+        "DELETE",
+        "/memory/ns/k",
+        err(
+            429,
+            "write_quota_exceeded",
+            # The sentence names the seconds left in the UTC day; checked below.
+            "",
+            retry_after=AnyInt(1, 86_400),
+        ),
+        setup=[SET_K],
+        limits=Limits(writes_per_day=1),
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def call(
+    backend: str, tmp_path: Path, case: Case
+) -> tuple[httpx.Response, list[httpx.Response]]:
+    async with open_store(backend, tmp_path, limits=case.limits) as store:
+        app = create_app(Settings(limits=case.limits), store=store)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+            setup = [await c.request(m, u, **kw) for m, u, kw in case.setup]
+            return await c.request(case.method, case.url, **case.kwargs), setup
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_error_body(backend: str, tmp_path: Path, case: Case) -> None:
+    r, setup = await call(backend, tmp_path, case)
+    assert all(s.status_code == 200 for s in setup), [s.text for s in setup]
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert r.status_code == case.body["status"]
+    if case.body["code"] == "write_quota_exceeded":
+        retry = body["retry_after"]
+        assert body["error"] == (
+            f"This namespace has used its 1 writes for today (UTC); retry after {retry} seconds."
+        )
+        assert r.headers["retry-after"] == str(retry)
+        body["error"] = ""
+    assert body == case.body
+    for name, value in case.headers.items():
+        assert r.headers[name] == value
+
+
+def test_every_code_has_a_row() -> None:
+    codes = {c.body["code"] for c in CASES} | {
+        "database_unavailable",
+        "shutting_down",
+        "internal_error",
+        "disk_full",
+    }
+    contract = {
+        "invalid_json",
+        "invalid_body",
+        "invalid_name",
+        "invalid_parameter",
+        "invalid_cursor",
+        "future_revision",
+        "key_not_found",
+        "route_not_found",
+        "method_not_allowed",
+        "version_conflict",
+        "revision_compacted",
+        "value_too_large",
+        "namespace_full",
+        "unsupported_media_type",
+        "write_quota_exceeded",
+        "database_unavailable",
+        "shutting_down",
+        "disk_full",
+        "internal_error",
+    }
+    assert codes == contract
+
+
+# -- paths that need a store in a particular state ---------------------------------------------
+
+
+@pytest.fixture
+async def sqlite_app(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, httpx.AsyncClient]]:
+    store = SQLiteStore(tmp_path / "botwire.db")
+    await store.migrate()
+    await store.open()
+    app = create_app(Settings(), store=store)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+            yield store, c
+    finally:
+        await store.close()
+
+
+async def test_database_unavailable(sqlite_app: tuple[SQLiteStore, httpx.AsyncClient]) -> None:
+    store, c = sqlite_app
+    await store.close()
+    r = await c.get("/healthz")
+    assert r.status_code == 503
+    assert r.json() == err(503, "database_unavailable", "The SQLite store is not open.")
+
+
+async def test_disk_full(sqlite_app: tuple[SQLiteStore, httpx.AsyncClient], tmp_path: Path) -> None:
+    store, c = sqlite_app
+    # Cap the file at its current size: the next write that needs a new page hits SQLITE_FULL.
+    with sqlite3.connect(tmp_path / "botwire.db") as probe:
+        pages = probe.execute("PRAGMA page_count").fetchone()[0]
+    assert store._writer is not None
+    store._writer.execute(f"PRAGMA max_page_count={pages}")
+    r = await c.put("/memory/ns/k", json={"value": "x" * 50_000})
+    assert r.status_code == 507
+    body = r.json()
+    assert body == err(
+        507,
+        "disk_full",
+        f"The disk holding the database {tmp_path / 'botwire.db'} is full; free space and "
+        "retry. (database or disk is full)",
+    )
+    assert (await c.get("/memory/ns/k")).status_code == 404
+
+
+async def test_shutting_down(tmp_path: Path) -> None:
+    async with open_store("memory", tmp_path) as store:
+        app = create_app(Settings(), store=store)
+        app.state.lifecycle.closing = True
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+            r = await c.get("/memory/ns/k")
+    assert r.status_code == 503
+    assert r.json() == err(
+        503,
+        "shutting_down",
+        "The server is shutting down; retry against another server or after it restarts.",
+    )
+
+
+class BrokenStatsStore(MemoryStore):
+    """A store with a bug in one verb: what a client sees when the server fails."""
+
+    async def stats(self) -> Stats:
+        raise RuntimeError("bug: secret internals")
+
+
+async def test_internal_error_hides_internals() -> None:
+    store = BrokenStatsStore()
+    app = create_app(Settings(), store=store)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+        r = await c.get("/stats/memory")
+    assert r.status_code == 500
+    assert r.json() == err(
+        500, "internal_error", "The server failed to handle this request; it has been logged."
+    )
+
+
+async def test_client_disconnect_mid_body() -> None:
+    app = create_app(Settings(), store=MemoryStore())
+    sent: list[dict[str, Any]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"value": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": "/memory/ns/k",
+        "raw_path": b"/memory/ns/k",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "server": ("bw.test", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert httpx.Response(400, content=body).json() == err(
+        400, "invalid_body", "The client closed the connection before sending the whole body."
+    )
