@@ -13,6 +13,7 @@ import atexit
 import os
 import secrets
 import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -174,3 +175,77 @@ def pg_database() -> Iterator[str]:
     with temp_database_sync() as url:
         asyncio.run(PostgresStore(url).migrate())
         yield url
+
+
+class CuttableProxy:
+    """A TCP proxy in front of PostgreSQL that a test can cut: ``cut()`` drops every connection
+    and refuses new ones (what servers see while PostgreSQL restarts or the network is down),
+    ``restore()`` listens again on the same port. It runs its own event loop in a thread, so
+    both async tests and tests driving server processes can use it."""
+
+    def __init__(self, target: str = ADMIN_URL) -> None:
+        parts = urlsplit(target)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` (a database on the target) reached through this proxy."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database_url.rpartition('/')[2]}"
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        pair = {writer.transport, up_writer.transport}
+        self._transports |= pair
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._transports -= pair
+
+    async def _cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for transport in list(self._transports):
+            transport.abort()
+
+    def start(self) -> CuttableProxy:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def cut(self) -> None:
+        self._call(self._cut())
+
+    def restore(self) -> None:
+        self._call(self._listen())
+
+    def stop(self) -> None:
+        self._call(self._cut())
+        self._call(asyncio.sleep(0.1))  # let the aborted pipes finish before the loop stops
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

@@ -194,6 +194,11 @@ def _connection_lost(exc: BaseException) -> bool:
         | ConnectionError,
     ):
         return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        # A pooled connection that received PostgreSQL's "terminating connection" notice while
+        # idle, but has not yet seen the socket close, refuses the next query this way
+        # ("another operation is in progress"): it is a dead connection.
+        return "in progress" in str(exc)
     if isinstance(exc, asyncpg.InterfaceError):
         return "closed" in str(exc) or "closing" in str(exc)
     return False
