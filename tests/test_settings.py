@@ -1,0 +1,106 @@
+"""Every ``BOTWIRE_*`` setting parses, a bad value names its variable, and the README's
+Settings table documents every variable with its true default."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botwire_server.settings import VARIABLES, Settings, SettingsError, load
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+# variable -> (a good raw value, the parsed value, bad raw values)
+SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
+    "BOTWIRE_HOST": ("0.0.0.0", "0.0.0.0", ["", "   "]),
+    "BOTWIRE_PORT": ("8123", 8123, ["abc", "-1", "65536", "80.5", ""]),
+    "BOTWIRE_DATABASE_URL": (
+        "postgresql://postgres@127.0.0.1:5432/botwire",
+        "postgresql://postgres@127.0.0.1:5432/botwire",
+        ["", " "],
+    ),
+    "BOTWIRE_WRITES_PER_DAY": ("0", 0, ["-5", "many", "1e3"]),
+    "BOTWIRE_NAMESPACE_MAX_BYTES": ("1048576", 1_048_576, ["-1", "1MB"]),
+    "BOTWIRE_VALUE_MAX_BYTES": ("2048", 2048, ["-1", "2 KB"]),
+    "BOTWIRE_POOL_MIN": ("2", 2, ["0", "x"]),
+    "BOTWIRE_POOL_MAX": ("20", 20, ["0", "ten"]),
+    "BOTWIRE_STATEMENT_TIMEOUT_MS": ("250", 250, ["-1", "fast"]),
+    "BOTWIRE_SHUTDOWN_TIMEOUT": ("2.5", 2.5, ["0", "-1", "soon"]),
+    "BOTWIRE_LOG_LEVEL": ("WARNING", "warning", ["loud", ""]),
+}
+
+
+def field_value(settings: Settings, dest: str) -> Any:
+    obj: Any = settings
+    for part in dest.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_samples_cover_every_variable() -> None:
+    assert set(SAMPLES) == {name for name, *_ in VARIABLES}
+
+
+@pytest.mark.parametrize("name, dest", [(v[0], v[1]) for v in VARIABLES])
+def test_each_variable_parses(name: str, dest: str) -> None:
+    raw, parsed, _ = SAMPLES[name]
+    settings = load({name: raw})
+    assert field_value(settings, dest) == parsed
+    # Every other field keeps its default.
+    default = Settings()
+    for other_name, other_dest, *_ in VARIABLES:
+        if other_name != name:
+            assert field_value(settings, other_dest) == field_value(default, other_dest)
+
+
+@pytest.mark.parametrize(
+    "name, raw", [(name, bad) for name, (_, _, bads) in SAMPLES.items() for bad in bads]
+)
+def test_a_bad_value_names_its_variable(name: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load({name: raw})
+    assert name in str(caught.value)
+    assert repr(raw) in str(caught.value)
+
+
+def test_pool_bounds_must_agree() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load({"BOTWIRE_POOL_MIN": "5", "BOTWIRE_POOL_MAX": "2"})
+    assert "BOTWIRE_POOL_MIN" in str(caught.value) and "BOTWIRE_POOL_MAX" in str(caught.value)
+
+
+def test_unset_means_defaults_and_other_variables_are_ignored() -> None:
+    assert load({}) == Settings()
+    assert load({"BOTWIRE_URL": "http://x", "HOME": "/root"}) == Settings()
+
+
+def test_flags_override_variables() -> None:
+    settings = load({"BOTWIRE_PORT": "9000", "BOTWIRE_HOST": "0.0.0.0"})
+    changed = settings.with_overrides(port=9100, host=None, database_url="memory:")
+    assert (changed.port, changed.host, changed.database_url) == (9100, "0.0.0.0", "memory:")
+
+
+def readme_settings_rows() -> dict[str, tuple[str, str]]:
+    """variable -> (default, meaning) from the table in the README's Settings section."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Settings", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        match = re.fullmatch(r"`(BOTWIRE_[A-Z_]+)`", cells[0]) if len(cells) >= 3 else None
+        if match:
+            rows[match.group(1)] = (cells[1].strip("`"), cells[2])
+    return rows
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    rows = readme_settings_rows()
+    assert set(rows) == {name for name, *_ in VARIABLES}
+    default = Settings()
+    for name, dest, *_ in VARIABLES:
+        documented, meaning = rows[name]
+        assert documented == str(field_value(default, dest)), name
+        assert meaning, name
