@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from types import FrameType
 
@@ -46,9 +47,14 @@ def _serve(settings: Settings) -> int:
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # Requests that still reach the app from now on get 503 shutting_down; uvicorn
-            # stops accepting connections and lets requests in flight finish.
+            # stops accepting connections and lets requests in flight finish. Unlike uvicorn's
+            # own handler this does not re-raise the signal afterwards, so a graceful stop
+            # exits with status 0. A second Ctrl-C still forces the exit.
             lifecycle.closing = True
-            super().handle_exit(sig, frame)
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
 
     verbose = settings.log_level in {"debug", "trace"}
     config = uvicorn.Config(
