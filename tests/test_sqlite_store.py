@@ -12,8 +12,8 @@ import pytest
 
 from botwire_server.errors import DiskFull, Unavailable
 from botwire_server.settings import Limits
-from botwire_server.storage.sqlite import SQLiteStore, sqlite_path
-from botwire_server.storage.sqlite_sql import event_at, list_at
+from botwire_server.storage.sqlite import CHANGED_SINCE, SQLiteStore, sqlite_path
+from botwire_server.storage.sqlite_sql import REVISION_AT_TIME, event_at, list_at
 
 NO_LIMITS = Limits(writes_per_day=0, namespace_max_bytes=0, value_max_bytes=0)
 
@@ -152,6 +152,18 @@ async def test_point_in_time_reads_use_index_seeks(store: SQLiteStore) -> None:
         )
         assert "SEARCH events USING PRIMARY KEY" in plan
         assert "SCAN" not in plan and "TEMP B-TREE" not in plan
+
+        def plan_of(sql: str, *params: object) -> str:
+            return " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+        # A rollback reads only the events after its target ...
+        changed = plan_of(CHANGED_SINCE, "ns", 5)
+        assert "USING COVERING INDEX events_by_revision (namespace=? AND revision>?)" in changed
+        # ... and a timestamp becomes a revision by one seek on revisions_by_time.
+        by_time = plan_of(REVISION_AT_TIME, "ns", 1)
+        assert "USING COVERING INDEX revisions_by_time" in by_time
+        assert "TEMP B-TREE" not in by_time
+
         statements: list[str] = []
         conn.set_trace_callback(statements.append)
         items = list_at(conn, "ns", "", False, None, 100, 150)

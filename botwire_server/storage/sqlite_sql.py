@@ -111,16 +111,18 @@ def ns_row(conn: sqlite3.Connection, namespace: str) -> NsRow:
     return NsRow(*row) if row else NsRow()
 
 
+# Commit times never go backwards, so the greatest revision committed at or before T is the
+# newest entry of the (namespace, at) index at or below T: one seek.
+REVISION_AT_TIME = (
+    "SELECT revision FROM revisions WHERE namespace = ? AND at <= ?"
+    " ORDER BY at DESC, revision DESC LIMIT 1"
+)
+
+
 def resolve(conn: sqlite3.Connection, namespace: str, ns: NsRow, as_of: int | datetime) -> int:
+    """The revision ``as_of`` denotes in this namespace, checked against its readable range."""
     if isinstance(as_of, datetime):
-        moment = to_micros(as_of)
-        # Commit times never go backwards, so the greatest revision at or before T is the
-        # newest entry of the (namespace, at) index.
-        row = conn.execute(
-            "SELECT revision FROM revisions WHERE namespace = ? AND at <= ?"
-            " ORDER BY at DESC, revision DESC LIMIT 1",
-            (namespace, moment),
-        ).fetchone()
+        row = conn.execute(REVISION_AT_TIME, (namespace, to_micros(as_of))).fetchone()
         revision = row[0] if row else 0
     else:
         revision = as_of
