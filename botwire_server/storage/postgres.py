@@ -229,7 +229,8 @@ def _translate(exc: BaseException, *, statement_timeout_ms: int) -> BaseExceptio
         return Unavailable("PostgreSQL is starting up or shutting down. Retry in a moment.")
     if _connection_lost(exc) or isinstance(exc, OSError | TimeoutError):
         return Unavailable(
-            "PostgreSQL is unreachable (connection refused, lost or timed out). Retry in a moment."
+            f"PostgreSQL is unreachable (connection refused, lost or timed out: "
+            f"{type(exc).__name__}). Retry in a moment."
         )
     return exc
 
@@ -262,8 +263,8 @@ class PostgresStore(Store):
         settings: Settings | None = None,
         limits: Limits | None = None,
         clock: Clock = system_clock,
-        connect_timeout: float = 3.0,
-        acquire_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        acquire_timeout: float = 10.0,
     ) -> None:
         self.settings = settings or Settings(database_url=url)
         super().__init__(limits=limits or self.settings.limits, clock=clock)
