@@ -199,8 +199,13 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         with translated(self.path):
-            self._writer = connect(self.path, writer=True)
-            self._reader = connect(self.path, writer=False)
+            writer = connect(self.path, writer=True)
+            try:
+                self._reader = connect(self.path, writer=False)
+            except BaseException:
+                writer.close()
+                raise
+            self._writer = writer
         self._closing = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
