@@ -70,3 +70,29 @@ class AsyncDriver:
 
     def __contains__(self, key: str) -> bool:
         return bool(self.runner.run(self.memory.aexists(key)))
+
+
+CREWAI_VENV = ROOT / ".cache" / "crewai-venv"
+# CrewAI pins older aiosqlite and pydantic than the server uses: it lives in its own
+# virtualenv, with this project installed there without dependencies.
+CREWAI_ENV = {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true"}
+
+
+def crewai_python() -> str:
+    """The Python of ``.cache/crewai-venv`` (created on first use: about a minute)."""
+    import fcntl
+    import subprocess
+
+    python = CREWAI_VENV / "bin" / "python"
+    stamp = CREWAI_VENV / ".botwire-installed"
+    CREWAI_VENV.parent.mkdir(exist_ok=True)
+    with open(ROOT / ".cache" / "crewai-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test runs build it once
+        if not stamp.exists():
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(CREWAI_VENV)], check=True)
+            pip = [str(python), "-m", "pip", "install", "--quiet"]
+            subprocess.run([*pip, "crewai", "httpx", "msgspec"], check=True, timeout=1200)
+            subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True, timeout=600)
+            stamp.touch()
+    return str(python)

@@ -1,0 +1,3 @@
+from langchain_openai import ChatOpenAI
+
+__all__ = ["ChatOpenAI"]
