@@ -772,3 +772,23 @@ async def test_a_refused_op_does_not_fail_its_neighbours(store: Store) -> None:
     assert sorted(r.revision for r in good if isinstance(r, WriteResult)) == [2, 3, 4, 5]
     assert await snapshot(store, NS) == {"taken": b"1", "a": b"1", "b": b"1", "c": b"1", "d": b"1"}
     assert await store.head(NS) == 5
+
+
+async def test_limits_hold_exactly_under_concurrency(make_store: OpenStore) -> None:
+    async with make_store(limits=Limits(writes_per_day=10, namespace_max_bytes=0)) as store:
+        results = await asyncio.gather(
+            *(store.set(NS, f"k{i}", b"1") for i in range(30)), return_exceptions=True
+        )
+        assert sum(isinstance(r, WriteResult) for r in results) == 10
+        assert sum(isinstance(r, QuotaExceeded) for r in results) == 20
+        assert await store.head(NS) == 10
+    async with make_store(limits=Limits(writes_per_day=0, namespace_max_bytes=50)) as store:
+        results = await asyncio.gather(
+            *(store.set(NS, f"k{i:02d}", b"12") for i in range(30)), return_exceptions=True
+        )
+        # Each entry is 3 + 2 = 5 bytes: exactly ten fit.
+        assert sum(isinstance(r, WriteResult) for r in results) == 10
+        assert all(
+            isinstance(r, PayloadTooLarge) for r in results if not isinstance(r, WriteResult)
+        )
+        assert (await store.info(NS)).bytes == 50

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from botwire_server.errors import DiskFull, Unavailable
+from botwire_server.errors import Conflict, DiskFull, NotFound, Unavailable
 from botwire_server.settings import Limits
+from botwire_server.storage.base import WriteResult
 from botwire_server.storage.sqlite import CHANGED_SINCE, SQLiteStore, sqlite_path
 from botwire_server.storage.sqlite_sql import REVISION_AT_TIME, event_at, list_at
 
@@ -91,6 +92,22 @@ async def test_concurrent_writes_share_transactions(store: SQLiteStore) -> None:
     batches = store.batches_committed - before
     assert sorted(r.revision for r in results) == list(range(1, 65))
     assert 1 <= batches <= 4
+
+
+async def test_refused_ops_share_the_transaction_of_their_neighbours(store: SQLiteStore) -> None:
+    await store.set("ns", "taken", b"1")
+    before = store.batches_committed
+    results = await asyncio.gather(
+        store.set("ns", "a", b"1"),
+        store.set("ns", "taken", b"2", expected_version=0),
+        store.delete("ns", "absent"),
+        store.set("ns", "b", b"1"),
+        return_exceptions=True,
+    )
+    assert store.batches_committed - before == 1  # one transaction for all four
+    assert isinstance(results[1], Conflict) and isinstance(results[2], NotFound)
+    assert [r.revision for r in results if isinstance(r, WriteResult)] == [2, 3]
+    assert [e.revision for e in await store.history("ns", "taken")] == [1]
 
 
 async def test_reads_do_not_wait_for_a_held_write_lock(store: SQLiteStore) -> None:
