@@ -115,10 +115,12 @@ async def list_keys(request: Request) -> Response:
     after = params.key_cursor(query, "k")
     as_of = params.as_of(query)
     store = _store(request)
+    # A current listing reads the current table; a past one reads at the resolved revision.
     revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
+    read_at = None if as_of is None else revision
     items, more = await _page(
-        lambda n: store.list(ns, prefix=prefix, after=after, limit=n, as_of=as_of),
-        lambda last: store.list(ns, prefix=prefix, after=last.key, limit=1, as_of=as_of),
+        lambda n: store.list(ns, prefix=prefix, after=after, limit=n, as_of=read_at),
+        lambda last: store.list(ns, prefix=prefix, after=last.key, limit=1, as_of=read_at),
         limit,
     )
     keys = [
