@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 
 from botwire_server.errors import Conflict, DiskFull, NotFound, Unavailable
@@ -132,6 +134,26 @@ async def test_reads_do_not_wait_for_a_held_write_lock(store: SQLiteStore) -> No
     assert (await pending).revision == 2
     item = await store.get("ns", "k")
     assert item is not None and item.value == b"2"
+
+
+async def test_writes_commit_while_every_worker_thread_is_busy(store: SQLiteStore) -> None:
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    release = threading.Event()
+    busy = [
+        asyncio.create_task(anyio.to_thread.run_sync(release.wait))
+        for _ in range(int(limiter.total_tokens))
+    ]
+    try:
+        while limiter.borrowed_tokens < limiter.total_tokens:
+            await asyncio.sleep(0.01)
+        # The writer has a thread of its own; without it this write would wait for a token.
+        result = await asyncio.wait_for(store.set("ns", "k", b"1"), timeout=30)
+        assert result.revision == 1
+        item = await store.get("ns", "k")  # primary-key reads need no thread either
+        assert item is not None and item.value == b"1"
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
 
 
 async def test_reads_see_commits_of_other_connections(store: SQLiteStore) -> None:

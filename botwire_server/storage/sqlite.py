@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import anyio
 import anyio.to_thread
 
 from ..errors import BotWireServerError, NotFound, Unavailable
@@ -156,6 +157,7 @@ class SQLiteStore(Store):
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
+        self._write_limiter: anyio.CapacityLimiter | None = None
         self._closing = False
 
     # -- life cycle ------------------------------------------------------------------------
@@ -207,6 +209,9 @@ class SQLiteStore(Store):
                 raise
             self._writer = writer
         self._closing = False
+        # The writer's own thread token: pages read in worker threads must never make a
+        # batch wait for a free thread.
+        self._write_limiter = anyio.CapacityLimiter(1)
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
@@ -247,7 +252,9 @@ class SQLiteStore(Store):
                 continue
             batch, self._queue = self._queue, []
             try:
-                outcomes = await anyio.to_thread.run_sync(self._run_batch, [op for op, _ in batch])
+                outcomes = await anyio.to_thread.run_sync(
+                    self._run_batch, [op for op, _ in batch], limiter=self._write_limiter
+                )
             except Exception as exc:  # the whole batch failed; nothing of it committed
                 for _, future in batch:
                     if not future.done():
