@@ -153,8 +153,9 @@ class MemoryStore(Store):
         ns = self._ns(namespace)
         old = ns.current.get(key)
         if old is None:
-            raise NotFound(f"Key {key!r} does not exist in namespace {namespace!r}.",
-                           code="key_not_found")
+            raise NotFound(
+                f"Key {key!r} does not exist in namespace {namespace!r}.", code="key_not_found"
+            )
         check_expected(expected_version, old.version)
         at = self._commit_time(ns)
         self._count_write(ns, at)
