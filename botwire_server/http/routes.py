@@ -229,12 +229,15 @@ def _methods(handlers: dict[str, Endpoint]) -> Endpoint:
 
 
 def _route(path: str, **handlers: Endpoint) -> Route:
+    if len(handlers) == 1:  # Starlette answers HEAD with the GET endpoint itself
+        return Route(path, next(iter(handlers.values())), methods=list(handlers))
     return Route(path, _methods(handlers), methods=list(handlers))
 
 
+# The busiest route first: Starlette tries the routes in order.
 ROUTES = [
-    _route("/memory/{ns}/{key}/history", GET=history),
     _route("/memory/{ns}/{key}", GET=get_item, PUT=put_item, DELETE=delete_item),
+    _route("/memory/{ns}/{key}/history", GET=history),
     _route("/memory/{ns}", GET=list_keys),
     _route("/stats/memory", GET=stats),
     _route("/namespaces/{ns}/snapshot", GET=snapshot),
