@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", help="server URL (default: $BOTWIRE_URL, else http://127.0.0.1:8000)"
     )
     common.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    common.add_argument(
+        "--retries", type=int, default=5, help="repeats of a failed safe request (default 5)"
+    )
     parser = _Parser(
         prog="botwire",
         description="BotWire memory from the shell. Output is JSON; exit codes: 0 ok, "
@@ -222,7 +225,7 @@ def _local_code(exc: BotWireError) -> str:
 def client_main(args: list[str]) -> int:
     ns = build_parser().parse_args(args)
     try:
-        with Memory(ns.namespace, ns.url, timeout=ns.timeout) as memory:
+        with Memory(ns.namespace, ns.url, timeout=ns.timeout, retries=ns.retries) as memory:
             _out(ns.run(memory, ns))
     except _Absent as exc:
         _fail({"error": str(exc), "code": "key_not_found", "status": 404})
