@@ -112,6 +112,25 @@ async def test_refused_ops_share_the_transaction_of_their_neighbours(store: SQLi
     assert [e.revision for e in await store.history("ns", "taken")] == [1]
 
 
+async def test_two_stores_on_one_file_keep_revisions_gap_free(store: SQLiteStore) -> None:
+    # Two stores on one file stand for two server processes: each batch re-reads the namespace
+    # rows inside its BEGIN IMMEDIATE, so neither works from a stale head.
+    other = await opened(store.path)
+    try:
+        results = await asyncio.gather(
+            *(s.set("ns", f"k{i}", b"1") for i in range(40) for s in (store, other))
+        )
+    finally:
+        await other.close()
+    assert sorted(r.revision for r in results) == list(range(1, 81))
+    info = await store.info("ns")
+    assert (info.revision, info.keys, info.bytes) == (
+        80,
+        40,
+        sum(len(f"k{i}") + 1 for i in range(40)),
+    )
+
+
 async def test_reads_do_not_wait_for_a_held_write_lock(store: SQLiteStore) -> None:
     await store.set("ns", "k", b"1")
     blocker = sqlite3.connect(store.path, isolation_level=None)
