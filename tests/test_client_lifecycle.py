@@ -131,3 +131,35 @@ def test_serverless_pattern_in_a_fresh_process_leaves_no_warnings(server: Server
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
     assert "Warning" not in done.stderr, done.stderr
+
+
+def test_writes_after_a_server_restart_reuse_nothing_stale(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    for server in serve(tmp_path_factory):
+        memory = Memory(fresh_namespace(), server.url)
+
+        with asyncio.Runner() as runner:
+            for value in range(3):
+                assert memory.set("k", value) == 2 * value + 1
+                assert runner.run(memory.aset("k", value)) == 2 * value + 2
+                # Both pools now hold a keep-alive connection the restart will cut.
+                server.restart()
+        assert memory.get("k") == 2
+        memory.close()
+
+
+def test_reads_ride_out_a_server_that_is_briefly_down(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    for server in serve(tmp_path_factory):
+        memory = Memory(fresh_namespace(), server.url, retries=10)
+        memory.set("k", "kept")
+        server.stop()
+        restarter = threading.Timer(0.3, server.start)
+        restarter.start()
+        try:
+            assert memory.get("k") == "kept"  # connection refused, retried until it is back
+        finally:
+            restarter.join()
+        memory.close()
