@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DB_URL ?= sqlite:///./data/botwire.db
 
-.PHONY: install run test test-long lint format bench clean
+.PHONY: install run test test-long lint format bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ format: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -m "not slow"
 
+# The long reliability runs (many crash cycles, long fuzzing); .ci/run runs it after `make test`.
 test-long: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# Soak: 64 connections of mixed traffic for 10 minutes, zero errors and flat server memory
+# (options through SOAK_ARGS, e.g. SOAK_ARGS="--duration 120"; python -m bench.soak --help).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 $(VENV)/.bench-installed: $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
