@@ -68,6 +68,7 @@ async def opened(
     pool_max: int = 4,
     statement_timeout_ms: int = 5000,
     clock: Clock = system_clock,
+    group_commit: bool = True,
 ) -> AsyncIterator[PostgresStore]:
     settings = Settings(
         database_url=url,
@@ -75,7 +76,9 @@ async def opened(
         pool_max=pool_max,
         statement_timeout_ms=statement_timeout_ms,
     )
-    store = PostgresStore(url, settings=settings, limits=limits, clock=clock)
+    store = PostgresStore(
+        url, settings=settings, limits=limits, clock=clock, group_commit=group_commit
+    )
     await store.open()
     try:
         yield store
@@ -164,10 +167,16 @@ async def test_revisions_are_gap_free_and_reads_repeatable_under_many_writers(
         assert times == sorted(times)
 
 
-async def test_compare_and_set_increments_lose_nothing_across_pools(migrated: str) -> None:
+@pytest.mark.parametrize("group_commit", [True, False], ids=["grouped", "one-by-one"])
+async def test_compare_and_set_increments_lose_nothing_across_pools(
+    migrated: str, group_commit: bool
+) -> None:
     workers, each = 8, 10
 
-    async with opened(migrated) as a, opened(migrated) as b:
+    async with (
+        opened(migrated, group_commit=group_commit) as a,
+        opened(migrated, group_commit=group_commit) as b,
+    ):
         conflicts = 0
 
         async def worker(n: int) -> None:
@@ -198,8 +207,36 @@ async def test_compare_and_set_increments_lose_nothing_across_pools(migrated: st
         assert conflicts > 0  # the workers really raced
 
 
+async def test_refused_writes_in_a_group_leave_the_others_intact(migrated: str) -> None:
+    """Writes queued together share one transaction; those refused inside it (here: all but
+    one create-if-absent of the same key) write nothing and spoil nothing."""
+    async with opened(migrated) as store:
+
+        async def create(i: int) -> int | Conflict:
+            try:
+                return (await store.set(NS, "only", str(i).encode(), expected_version=0)).revision
+            except Conflict as exc:
+                return exc
+
+        async def other(i: int) -> int:
+            return (await store.set(NS, f"other{i}", b"1")).revision
+
+        creates, others = await asyncio.gather(
+            asyncio.gather(*(create(i) for i in range(20))),
+            asyncio.gather(*(other(i) for i in range(20))),
+        )
+        won = [r for r in creates if isinstance(r, int)]
+        assert len(won) == 1
+        assert all(c.current_version == won[0] for c in creates if isinstance(c, Conflict))
+        assert sorted(won + list(others)) == list(range(1, 22))
+        assert await revisions(migrated) == list(range(1, 22))
+
+
+@pytest.mark.parametrize("group_commit", [True, False], ids=["grouped", "one-by-one"])
 @pytest.mark.parametrize("limit", ["writes_per_day", "namespace_max_bytes"])
-async def test_limits_hold_exactly_with_64_concurrent_writers(migrated: str, limit: str) -> None:
+async def test_limits_hold_exactly_with_64_concurrent_writers(
+    migrated: str, limit: str, group_commit: bool
+) -> None:
     allowed = 50
     value = b'"0123456789"'
     entry = len("k00") + len(value)
@@ -214,10 +251,10 @@ async def test_limits_hold_exactly_with_64_concurrent_writers(migrated: str, lim
         return NOON
 
     async with (
-        opened(migrated, limits=limits, clock=clock) as s1,
-        opened(migrated, limits=limits, clock=clock) as s2,
-        opened(migrated, limits=limits, clock=clock) as s3,
-        opened(migrated, limits=limits, clock=clock) as s4,
+        opened(migrated, limits=limits, clock=clock, group_commit=group_commit) as s1,
+        opened(migrated, limits=limits, clock=clock, group_commit=group_commit) as s2,
+        opened(migrated, limits=limits, clock=clock, group_commit=group_commit) as s3,
+        opened(migrated, limits=limits, clock=clock, group_commit=group_commit) as s4,
     ):
         stores = [s1, s2, s3, s4]
 
