@@ -266,6 +266,12 @@ CASES = [
         err(400, "invalid_parameter", "limit='0' is invalid: use an integer from 1 to 1000."),
     ),
     Case(
+        "parameter given twice",
+        "GET",
+        "/memory/ns/k/history?limit=1&limit=2",
+        err(400, "invalid_parameter", "limit is given 2 times; give it once."),
+    ),
+    Case(
         "prefix with a bad character",
         "GET",
         "/namespaces/ns/snapshot?prefix=a%25",

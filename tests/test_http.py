@@ -651,7 +651,20 @@ async def test_invalid_names_are_invalid_name(client: httpx.AsyncClient) -> None
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=1001", "limit=abc", "limit=-1", "limit=1.0", "prefix=a%25", "prefix=a/b"],
+    [
+        "limit=0",
+        "limit=1001",
+        "limit=abc",
+        "limit=-1",
+        "limit=1.0",
+        "limit=",
+        "limit=1&limit=2",
+        "prefix=a%25",
+        "prefix=a/b",
+        "prefix=a&prefix=b",
+        "as_of=1&as_of=1",
+        "cursor=a&cursor=b",
+    ],
 )
 async def test_bad_list_parameters(client: httpx.AsyncClient, query: str) -> None:
     assert_error(await client.get(f"/memory/ns?{query}"), 400, "invalid_parameter")

@@ -57,6 +57,16 @@ def _invalid(message: str) -> InvalidInput:
     return InvalidInput(message, code="invalid_parameter")
 
 
+def _single(query: QueryParams, name: str) -> str | None:
+    """The parameter's one value; a parameter given twice is refused rather than guessed."""
+    if name not in query:
+        return None
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise _invalid(f"{name} is given {len(values)} times; give it once.")
+    return values[0]
+
+
 def timestamp(raw: str, *, what: str = "as_of") -> datetime:
     """An ISO-8601 timestamp with a timezone. A space where the offset's ``+`` belongs is
     accepted: an unencoded ``+`` in a query string arrives as a space."""
@@ -76,7 +86,7 @@ def timestamp(raw: str, *, what: str = "as_of") -> datetime:
 
 
 def as_of(query: QueryParams) -> int | datetime | None:
-    raw = query.get("as_of")
+    raw = _single(query, "as_of")
     if raw is None or raw == "":
         return None
     if _NUMBER.fullmatch(raw):
@@ -87,8 +97,8 @@ def as_of(query: QueryParams) -> int | datetime | None:
 
 
 def limit(query: QueryParams, default: int) -> int:
-    raw = query.get("limit")
-    if raw is None or raw == "":
+    raw = _single(query, "limit")
+    if raw is None:
         return default
     if _DIGITS.fullmatch(raw) is None or not 1 <= int(raw) <= 1000:
         raise _invalid(f"limit={_shown(raw)} is invalid: use an integer from 1 to 1000.")
@@ -96,7 +106,7 @@ def limit(query: QueryParams, default: int) -> int:
 
 
 def prefix(query: QueryParams) -> str | None:
-    raw = query.get("prefix")
+    raw = _single(query, "prefix")
     if not raw:
         return None
     if _PREFIX.fullmatch(raw) is None:
@@ -108,7 +118,7 @@ def prefix(query: QueryParams) -> str | None:
 
 
 def expected_version_query(query: QueryParams) -> int | None:
-    raw = query.get("expected_version")
+    raw = _single(query, "expected_version")
     if raw is None:
         return None
     if _DIGITS.fullmatch(raw) is None or int(raw) > MAX_INT:
@@ -170,7 +180,7 @@ def make_cursor(kind: str, payload: str) -> str:
 
 
 def read_cursor(query: QueryParams, kind: str) -> str | None:
-    raw = query.get("cursor")
+    raw = _single(query, "cursor")
     if raw is None or raw == "":
         return None
     try:
