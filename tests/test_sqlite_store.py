@@ -310,3 +310,18 @@ async def test_reads_on_a_closed_store_are_unavailable(tmp_path: Path) -> None:
         await store.list("ns")
     with pytest.raises(Unavailable):
         await store.ping()
+
+
+def test_a_store_reopens_on_another_event_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", limits=NO_LIMITS)
+
+    async def session(value: bytes) -> int:
+        await store.migrate()
+        await store.open()
+        try:
+            return (await store.set("ns", "k", value)).revision
+        finally:
+            await store.close()
+
+    assert asyncio.run(session(b"1")) == 1
+    assert asyncio.run(session(b"2")) == 2

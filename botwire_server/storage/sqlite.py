@@ -212,6 +212,7 @@ class SQLiteStore(Store):
         # The writer's own thread token: pages read in worker threads must never make a
         # batch wait for a free thread.
         self._write_limiter = anyio.CapacityLimiter(1)
+        self._wake = asyncio.Event()  # bound to the loop that opens the store
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
