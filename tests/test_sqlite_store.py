@@ -16,7 +16,7 @@ from botwire_server.errors import Conflict, DiskFull, NotFound, Unavailable
 from botwire_server.settings import Limits
 from botwire_server.storage.base import WriteResult
 from botwire_server.storage.sqlite import CHANGED_SINCE, SQLiteStore, sqlite_path
-from botwire_server.storage.sqlite_sql import REVISION_AT_TIME, event_at, list_at
+from botwire_server.storage.sqlite_sql import REVISION_AT_TIME, event_at, list_at, translate
 
 NO_LIMITS = Limits(writes_per_day=0, namespace_max_bytes=0, value_max_bytes=0)
 
@@ -325,3 +325,38 @@ def test_a_store_reopens_on_another_event_loop(tmp_path: Path) -> None:
 
     assert asyncio.run(session(b"1")) == 1
     assert asyncio.run(session(b"2")) == 2
+
+
+async def test_a_read_only_database_is_unavailable(store: SQLiteStore) -> None:
+    await store.set("ns", "k", b"1")
+    writer = store._writer
+    assert writer is not None
+    writer.execute("PRAGMA query_only = 1")  # SQLITE_READONLY on every write, even as root
+    with pytest.raises(Unavailable) as exc:
+        await store.set("ns", "k", b"2")
+    assert exc.value.status == 503 and "readonly" in exc.value.message
+    writer.execute("PRAGMA query_only = 0")
+    item = await store.get("ns", "k")
+    assert item is not None and item.value == b"1"
+    assert (await store.set("ns", "k", b"3")).revision == 2
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (sqlite3.SQLITE_FULL, "database or disk is full", DiskFull),
+        (None, "database or disk is full", DiskFull),
+        (sqlite3.SQLITE_IOERR, "disk I/O error", Unavailable),
+        (sqlite3.SQLITE_CANTOPEN, "unable to open database file", Unavailable),
+        (sqlite3.SQLITE_CORRUPT, "database disk image is malformed", Unavailable),
+        (sqlite3.SQLITE_READONLY, "attempt to write a readonly database", Unavailable),
+        (sqlite3.SQLITE_BUSY, "database is locked", Unavailable),
+    ],
+)
+def test_error_translation(code: int | None, message: str, expected: type[Exception]) -> None:
+    error = sqlite3.OperationalError(message)
+    if code is not None:
+        error.sqlite_errorcode = code
+    translated = translate(error, Path("/data/botwire.db"))
+    assert type(translated) is expected
+    assert "/data/botwire.db" in translated.message and message in translated.message
