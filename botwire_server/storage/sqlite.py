@@ -23,8 +23,9 @@ Reads
 WAL lets readers run beside the writer without waiting for it. Primary-key reads (current
 ``get``, ``info``, ``resolve``, a point-in-time ``get``) run synchronously on the event loop with
 a plain autocommit connection: a seek costs microseconds, less than a thread hop. Page reads
-(``list``, ``history``) run in a worker thread on pooled connections. Every read uses autocommit
-statements or a short explicit transaction, so no stale snapshot is ever left open.
+and scans (``list``, ``history``, ``stats``) run in a worker thread on pooled connections. Every
+read uses autocommit statements or a short explicit transaction, so no stale snapshot is ever
+left open.
 
 A point-in-time read never replays the log: the key at ``R`` is one seek on the events primary
 key ``(namespace, key, revision)``; a list at ``R`` walks the distinct keys with next-key seeks
