@@ -88,7 +88,7 @@ def run_matrix(
                     generator=generator,
                 )
         for conns in connections:
-            runs: dict[str, list[tuple[LoadResult, float]]] = {t.name: [] for t in targets}
+            runs: dict[str, list[tuple[LoadResult, float, float]]] = {t.name: [] for t in targets}
             before = {t.name: counter_value(t.url) for t in targets} if scenario == "cas" else {}
             for _ in range(repeats):
                 for target in targets:
@@ -101,8 +101,9 @@ def run_matrix(
                             workdir=workdir,
                             generator=generator,
                         )
-                    runs[target.name].append((result, mem.peak_mb))
-            ceiling = [r.rps for r, _ in runs.get("ceiling", [])]
+                    cpu_us = 1e6 * mem.cpu_s / result.requests if result.requests else 0.0
+                    runs[target.name].append((result, mem.peak_mb, cpu_us))
+            ceiling = [(r.rps, cpu) for r, _, cpu in runs.get("ceiling", [])]
             for target in targets:
                 record = _record(target.name, scenario, conns, runs[target.name], ceiling)
                 if scenario == "cas" and target.name != "ceiling":
@@ -118,10 +119,11 @@ def _record(
     name: str,
     scenario: str,
     conns: int,
-    runs: list[tuple[LoadResult, float]],
-    ceiling: list[float],
+    runs: list[tuple[LoadResult, float, float]],
+    ceiling: list[tuple[float, float]],
 ) -> dict[str, Any]:
-    results = [r for r, _ in runs]
+    results = [r for r, _, _ in runs]
+    cpu = [c for _, _, c in runs]
     record: dict[str, Any] = {
         "target": name,
         "scenario": scenario,
@@ -132,9 +134,12 @@ def _record(
         "errors": sum(r.errors for r in results),
         "conflicts": sum(r.conflicts for r in results),
         "requests": sum(r.requests for r in results),
-        "rss_mb": max(rss for _, rss in runs),
+        "rss_mb": max(rss for _, rss, _ in runs),
+        # Server CPU time per request (all threads), in microseconds.
+        "cpu_us_per_request": summary(cpu, 1),
         "ratio": None,
-        "runs": [{**r.as_dict(), "rss_mb": rss} for r, rss in runs],
+        "cpu_ratio": None,
+        "runs": [{**r.as_dict(), "rss_mb": rss, "cpu_us": c} for r, rss, c in runs],
     }
     if scenario == "cas":
         record["increments"] = sum(r.increments for r in results)
@@ -142,8 +147,12 @@ def _record(
             [r.increments / r.duration_s if r.duration_s else 0.0 for r in results], 1
         )
     if name != "ceiling" and len(ceiling) == len(results):
-        record["ratio"] = summary(
-            [r.rps / c if c else 0.0 for r, c in zip(results, ceiling, strict=True)]
+        pairs = list(zip(results, cpu, ceiling, strict=True))
+        record["ratio"] = summary([r.rps / c_rps if c_rps else 0.0 for r, _, (c_rps, _) in pairs])
+        # The ceiling's CPU per request over ours: the throughput ratio both would reach if each
+        # had a core to itself, a figure that other load on the machine disturbs much less.
+        record["cpu_ratio"] = summary(
+            [c_cpu / ours if ours else 0.0 for _, ours, (_, c_cpu) in pairs]
         )
     return record
 

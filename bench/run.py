@@ -12,6 +12,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from .scaling import Sizes, run_scaling
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK = Sizes(
-    versions=(10, 100), rollback_keys=(10, 50), list_keys=500, startup_events=2_000, samples=20
+    versions=(10, 300), rollback_keys=(10, 50), list_keys=500, startup_events=2_000, samples=20
 )
 
 
@@ -92,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="small scaling sizes (10/100 versions, 10/50 keys, 2,000 events)",
+        help="small scaling sizes (10/300 versions, 10/50 keys, 2,000 events)",
     )
     p.add_argument(
         "--out",
@@ -167,8 +168,14 @@ def _targets(
         yield servers
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM into an exception so every server started and database created is cleaned up.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     generator = args.generator
     if generator == "auto":
         generator = "wrk" if wrk_path() else "python"

@@ -51,11 +51,22 @@ def _latency(samples: list[float]) -> dict[str, float]:
 
 
 def run_scaling(sizes: Sizes, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    out["history"] = _history_figures(sizes, workdir / "history.db", log)
-    out["rollback"] = _rollback_figures(sizes, workdir / "rollback.db", log)
-    out["list"] = _list_figures(sizes, workdir / "list.db", log)
-    out["startup"] = _startup_figures(sizes, workdir / "startup.db", log)
+    out: dict[str, Any] = {"errors": {}}
+    groups = {
+        "history": _history_figures,
+        "rollback": _rollback_figures,
+        "list": _list_figures,
+        "startup": _startup_figures,
+    }
+    for name, measure in groups.items():
+        # A failing group (a wrong answer from the server, say) is reported, not fatal: the
+        # other figures of a fifteen-minute run are still worth having.
+        try:
+            out[name] = measure(sizes, workdir / f"{name}.db", log)
+        except Exception as exc:
+            out[name] = None
+            out["errors"][name] = f"{type(exc).__name__}: {exc}"
+            log(f"scaling figure {name} failed: {exc}")
     return out
 
 

@@ -45,6 +45,8 @@ def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
         assert 0 < r["p50_ms"]["median"] <= r["p99_ms"]["median"], r
         assert r["errors"] == 0, r
         assert r["rss_mb"] > 0
+        assert r["cpu_us_per_request"]["median"] > 0, r
+        assert (r["cpu_ratio"] is None) == (r["target"] == "ceiling")
         assert len(r["runs"]) == 1
         assert (r["ratio"] is None) == (r["target"] == "ceiling")
         if r["ratio"]:
@@ -63,14 +65,15 @@ def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     check_http(results, SCENARIOS)
 
     scaling = results["scaling"]
+    assert scaling["errors"] == {}
     history = scaling["history"]
     for figure in ("point_in_time", "point_in_time_store", "history_page"):
-        assert set(history[figure]) == {"10", "100"}, figure
-    for n in ("10", "100"):
+        assert set(history[figure]) == {"10", "300"}, figure
+    for n in ("10", "300"):
         assert history["point_in_time"][n]["samples"] == 20
         assert history["point_in_time"][n]["p50_ms"] > 0
         assert history["history_page"][n]["first"]["p50_ms"] > 0
-    assert history["history_page"]["100"]["middle"]["p50_ms"] > 0
+    assert history["history_page"]["300"]["middle"]["p50_ms"] > 0
     assert set(scaling["rollback"]) == {"10", "50"}
     assert all(
         f["median"] > 0 and f["changed_keys"] == int(n) for n, f in scaling["rollback"].items()
@@ -82,9 +85,19 @@ def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     )
 
     names = [t["target"] for t in results["targets"]]
-    assert len(names) == 10, names
-    for expected in ("PUT / ceiling", "GET / ceiling", "PUT p99", "GET p99", "RSS", "rollback"):
-        assert any(expected in name for name in names), expected
+    assert names == [
+        "sqlite: PUT / ceiling (2 conn)",
+        "sqlite: GET / ceiling (2 conn)",
+        "sqlite: PUT / ceiling by CPU per request",
+        "sqlite: GET / ceiling by CPU per request",
+        "sqlite: PUT p99 (2 conn)",
+        "sqlite: GET p99 (2 conn)",
+        "sqlite: server RSS under load (max)",
+        "point-in-time read p50, 300 / 10 versions",
+        "same, through the Store without HTTP, 300 / 10",
+        "rollback of 50 changed keys",
+        "start-up on 2,000 events",
+    ]
     assert all(t["measured"] is not None and isinstance(t["met"], bool) for t in results["targets"])
     assert "req/s median" in printed and "verdict" in printed
     assert "| target | scenario |" in render_markdown(results)
@@ -130,6 +143,7 @@ def test_targets_verdicts_follow_the_bounds() -> None:
             "ratio": spread,
             "p99_ms": {"median": p99, "min": p99, "max": p99},
             "rss_mb": 120.0,
+            "cpu_ratio": {"median": 1.0, "min": 1.0, "max": 1.0},
         }
 
     results = {"http": [cell("put", 0.7, 25.0), cell("get", 0.79, 10.5)], "scaling": None}
@@ -137,6 +151,8 @@ def test_targets_verdicts_follow_the_bounds() -> None:
     assert verdicts == {
         "sqlite: PUT / ceiling (64 conn)": True,
         "sqlite: GET / ceiling (64 conn)": False,
+        "sqlite: PUT / ceiling by CPU per request": True,
+        "sqlite: GET / ceiling by CPU per request": True,
         "sqlite: PUT p99 (64 conn)": True,
         "sqlite: GET p99 (64 conn)": False,
         "sqlite: server RSS under load (max)": False,
