@@ -18,11 +18,13 @@ from typing import Any
 import asyncpg
 import pytest
 from pg import (
+    ADMIN_URL,
     CuttableProxy,
     backend_pids,
     require_postgres,
     temp_database,
     terminate_backends,
+    url_for,
 )
 
 from botwire_server.errors import (
@@ -458,6 +460,27 @@ async def test_unreachable_database_is_unavailable_at_open_and_migrate() -> None
             await store.ping()
     finally:
         proxy.stop()
+
+
+async def test_missing_database_is_unavailable_with_a_clear_message() -> None:
+    require_postgres()
+    store = PostgresStore(url_for("botwire_test_no_such_database"))
+    with pytest.raises(Unavailable, match="does not exist"):
+        await asyncio.wait_for(store.migrate(), HANG_GUARD)
+
+
+async def test_read_only_database_is_unavailable_and_writes_nothing(migrated: str) -> None:
+    """What a server meets when its address points at a standby (say, mid-failover)."""
+    name = migrated.rpartition("/")[2]
+    await fetch(ADMIN_URL, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    async with opened(migrated) as store:
+        with pytest.raises(Unavailable, match="read-only"):
+            await store.set(NS, "a", b"1")
+        assert await store.get(NS, "a") is None
+        await store.ping()
+    await fetch(ADMIN_URL, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    async with opened(migrated) as store:
+        assert (await store.set(NS, "a", b"1")).revision == 1
 
 
 @pytest.mark.parametrize(

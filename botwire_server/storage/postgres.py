@@ -190,6 +190,16 @@ def _translate(exc: BaseException, *, statement_timeout_ms: int) -> BaseExceptio
             "PostgreSQL refuses new connections (too many connections). Retry later, or lower "
             "BOTWIRE_POOL_MAX across the servers sharing the database."
         )
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+        return Unavailable(
+            "PostgreSQL is read-only here (a standby, or a primary being failed over); nothing "
+            "was written. Retry in a moment."
+        )
+    if isinstance(
+        exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidCatalogNameError
+    ):
+        # Wrong user, password or database name: the server cannot reach its data at all.
+        return Unavailable(f"PostgreSQL refused the connection: {exc}. Check the database URL.")
     if isinstance(exc, asyncpg.CannotConnectNowError):
         return Unavailable("PostgreSQL is starting up or shutting down. Retry in a moment.")
     if _connection_lost(exc) or isinstance(exc, OSError | TimeoutError):
