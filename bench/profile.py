@@ -3,7 +3,7 @@
 ``python -m bench --profile`` records the SQLite server while wrk drives PUTs and then GETs at 64
 connections, writes the collapsed stacks (``profile-<scenario>.txt``, flamegraph input) and a
 summary (``profile-<scenario>.md``): self time per package and the top functions, as percentages of
-the samples in which a thread of the server was busy.
+the samples in which a thread of the server was working.
 """
 
 from __future__ import annotations
@@ -41,6 +41,15 @@ PACKAGES = (
 )
 
 
+# Leaf frames where a thread blocks without using the CPU; py-spy's idle detection misses some.
+WAITS = (
+    "Condition.wait (threading.py",
+    "Event.wait (threading.py",
+    "Queue.get (queue.py",
+    "EpollSelector.select (selectors.py",
+)
+
+
 def _package(frame: str) -> str:
     for needle, name in PACKAGES:
         if needle in frame:
@@ -54,17 +63,18 @@ def _py_spy() -> str | None:
 
 
 def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
-    """Busy samples per thread, self time per package, and the heaviest functions.
+    """Working samples per thread, self time per package, and the heaviest functions.
 
-    Percentages are of all busy samples of the server process (every thread together), so the
-    event loop thread's share and the database thread's share add up with the rest to 100.
+    Percentages are of the samples in which a thread of the server was working (every thread
+    together; samples blocked in a wait are counted apart), so the event loop thread's share
+    and the database thread's share add up to 100.
     """
     threads: Counter[str] = Counter()
     self_fn: Counter[str] = Counter()
     incl_fn: Counter[str] = Counter()
     incl_by_thread: dict[str, Counter[str]] = {}
     self_pkg: Counter[str] = Counter()
-    total = 0
+    total = waiting = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -76,6 +86,9 @@ def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
             thread = frames[0].partition(": ")[2] or frames[0]
             frames = frames[1:]
         if not frames:
+            continue
+        if frames[-1].startswith(WAITS):
+            waiting += count
             continue
         total += count
         threads[thread] += count
@@ -98,6 +111,7 @@ def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
     }
     return {
         "samples": total,
+        "waiting_samples": waiting,
         "threads": pct(threads),
         "self_by_package": pct(self_pkg),
         "self_functions": pct(self_fn),
@@ -108,9 +122,13 @@ def summarise(collapsed: str, top: int = 15) -> dict[str, Any]:
 
 
 def _markdown(scenario: str, summary: dict[str, Any]) -> str:
-    lines = [f"# {scenario.upper()} at 64 connections: {summary['samples']} busy samples", ""]
+    lines = [
+        f"# {scenario.upper()} at 64 connections: {summary['samples']} working samples "
+        f"({summary['waiting_samples']} more blocked in a wait, left out)",
+        "",
+    ]
     for title, key in (
-        ("Busy samples by thread", "threads"),
+        ("Working samples by thread", "threads"),
         ("Self time by package", "self_by_package"),
         ("Top functions, self time", "self_functions"),
         ("Top functions, inclusive", "inclusive_functions"),

@@ -1,6 +1,7 @@
 """The printed table, the targets and their verdicts, and a Markdown rendering for the README.
 
-``python -m bench.report [bench/results/latest.json]`` prints the Markdown tables of a results file.
+``python -m bench.report [bench/results/latest.json]`` prints the Markdown tables of a results file;
+``--update-readme README.md`` writes them into the README's generated block instead.
 """
 
 from __future__ import annotations
@@ -280,10 +281,34 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+START, END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> None:
+    """Replace the README's generated block (between the bench-results markers) with ``results``."""
+    text = readme.read_text(encoding="utf-8")
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    if not rest or END not in rest:
+        raise SystemExit(f"{readme} has no {START} ... {END} block")
+    block = f"{START}\n{render_markdown(results)}\n{END}"
+    readme.write_text(head + block + tail, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.report [results.json] [--update-readme README.md]``."""
     args = sys.argv[1:] if argv is None else argv
+    readme = None
+    if "--update-readme" in args:
+        i = args.index("--update-readme")
+        readme = Path(args[i + 1])
+        args = args[:i] + args[i + 2 :]
     path = Path(args[0]) if args else Path(__file__).parent / "results" / "latest.json"
-    print(render_markdown(json.loads(path.read_text(encoding="utf-8"))))
+    results = json.loads(path.read_text(encoding="utf-8"))
+    if readme is not None:
+        update_readme(readme, results)
+    else:
+        print(render_markdown(results))
     return 0
 
 
