@@ -54,8 +54,8 @@ def test_seed_snippet_runs_and_its_data_survives_restarts(name: str, tmp_path: P
     python = crewai_python() if name in NEEDS_CREWAI else PYTHON
     # The default settings, as a user's server has them (the free tier's quotas included).
     with ServerProcess(f"sqlite:///{tmp_path / 'botwire.db'}") as server:
-        _run(python, server.url, name, "run", "1")
-        _run(python, server.url, name, "run", "2")  # a new client process sees round 1's data
-        _run(python, server.url, name, "check")
+        _run(python, server.url, name, "run:1")
+        # A new client process: round 2 only passes if it finds round 1's data.
+        _run(python, server.url, name, "run:2", "check")
         server.restart()
         _run(python, server.url, name, "check")
