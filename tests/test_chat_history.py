@@ -199,3 +199,12 @@ def test_a_key_holding_something_else_is_reported(server: ServerProcess, namespa
 def test_session_id_must_be_a_valid_key() -> None:
     with pytest.raises(ValueError, match="Invalid key"):
         BotWireChatHistory("has space")
+
+
+def test_the_import_paths_of_the_original_package() -> None:
+    import botwire.langchain
+    import botwire.memory
+
+    assert botwire.memory.BotWireChatHistory is BotWireChatHistory
+    assert botwire.memory.Memory is Memory
+    assert botwire.langchain.BotWireChatHistory is BotWireChatHistory
