@@ -466,6 +466,18 @@ CASES = [
         limits=Limits(value_max_bytes=10),
     ),
     Case(
+        "rollback body too large",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(
+            413,
+            "value_too_large",
+            "The request body is 20000 bytes; this route accepts at most 16384 bytes.",
+            limit=16384,
+        ),
+        {"content": b" " * 20000},
+    ),
+    Case(
         "namespace full",
         "PUT",
         "/memory/ns/j",

@@ -31,7 +31,9 @@ def body_limit(value_max_bytes: int) -> int:
     return value_max_bytes + ENVELOPE_BYTES if value_max_bytes else 0
 
 
-async def read(request: Request, limit: int, value_limit: int) -> bytes:
+async def read(request: Request, limit: int, value_limit: int | None = None) -> bytes:
+    """The body, refused with 413 past ``limit`` bytes (0 = unlimited). ``value_limit`` names
+    the value limit that ``limit`` derives from, for the error message."""
     params.check_json_content_type(request.headers)
     if not limit:
         return await request.body()

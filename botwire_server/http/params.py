@@ -236,7 +236,12 @@ def check_json_content_type(headers: Headers) -> None:
     )
 
 
-def body_too_large(size: int | str, allowed: int, value_limit: int) -> PayloadTooLarge:
+def body_too_large(size: int | str, allowed: int, value_limit: int | None) -> PayloadTooLarge:
+    if value_limit is None:
+        return PayloadTooLarge(
+            f"The request body is {size} bytes; this route accepts at most {allowed} bytes.",
+            limit=allowed,
+        )
     return PayloadTooLarge(
         f"The request body is {size} bytes; bodies are limited to {allowed} bytes because a "
         f"value may be at most {value_limit} bytes.",

@@ -189,7 +189,7 @@ async def snapshot(request: Request) -> Response:
 
 async def rollback(request: Request) -> Response:
     ns = params.namespace(request.path_params["ns"])
-    data = await body.read(request, body.SMALL_BODY_BYTES, _limits(request).value_max_bytes)
+    data = await body.read(request, body.SMALL_BODY_BYTES)
     req = body.decode(data, wire.rollback_decoder)
     to: int | datetime = req.to if isinstance(req.to, int) else params.timestamp(req.to, what="to")
     key = None if req.key is None else params.key(req.key)
@@ -200,7 +200,7 @@ async def rollback(request: Request) -> Response:
 
 async def compact(request: Request) -> Response:
     ns = params.namespace(request.path_params["ns"])
-    data = await body.read(request, body.SMALL_BODY_BYTES, _limits(request).value_max_bytes)
+    data = await body.read(request, body.SMALL_BODY_BYTES)
     req = body.decode(data, wire.compact_decoder)
     store = _store(request)
     removed = await store.compact(ns, before=req.before)
