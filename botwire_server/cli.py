@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 from types import FrameType
 
 from .errors import BotWireServerError
 from .settings import Settings, SettingsError, load
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced, fit for a log line."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         applied = asyncio.run(_migrate(settings))
     except BotWireServerError as exc:
-        print(f"botwire: cannot migrate {settings.database_url}: {exc}", file=sys.stderr)
+        print(f"botwire: cannot migrate {redacted(settings.database_url)}: {exc}", file=sys.stderr)
         return 1
     if args.command == "migrate":
         print(

@@ -79,6 +79,14 @@ def test_unreachable_database_exits_1() -> None:
     assert "postgresql://postgres@127.0.0.1:1/botwire" in done.stderr
 
 
+def test_a_password_in_the_url_is_not_printed() -> None:
+    url = "postgresql://postgres:s3cret@127.0.0.1:1/botwire"
+    done = run([BOTWIRE, "migrate", "--db", url])
+    assert done.returncode == 1
+    assert "postgresql://postgres:***@127.0.0.1:1/botwire" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+
+
 def test_serve_migrates_a_fresh_file_and_serves(tmp_path: Path) -> None:
     db = tmp_path / "sub" / "fresh.db"
     with ServerProcess(f"sqlite:///{db}") as server:
