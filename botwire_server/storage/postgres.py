@@ -675,21 +675,16 @@ class PostgresStore(Store):
 
             return await self._read(now)
 
-        args.append(0)
-        rev_arg = f"${len(args)}"
-        sql = (
-            "SELECT key, value, revision AS version, created_revision, created_at,"
-            " at AS updated_at FROM ("
-            "  SELECT DISTINCT ON (key) key, op, value, revision, created_revision, created_at, at"
-            f"  FROM events WHERE namespace = $1{where} AND revision <= {rev_arg}"
-            "  ORDER BY key, revision DESC"
-            f") t WHERE op = 1 ORDER BY key LIMIT {limit_arg}"
-        )
+        # At a revision: walk the keys with one index seek each (a loose index scan, see
+        # queries.LIST_AT), never the whole history.
         moment = as_of
 
         async def then(conn: Any) -> list[Item]:
-            args[-1] = await self._resolve_read(conn, namespace, moment)
-            return [_item(row) for row in await conn.fetch(sql, *args)]
+            revision = await self._resolve_read(conn, namespace, moment)
+            rows = await conn.fetch(
+                queries.LIST_AT, namespace, after or "", prefix or "", revision, limit
+            )
+            return [_item(row) for row in rows]
 
         return await self._read(then, consistent=True)
 

@@ -71,3 +71,30 @@ REVISION_AT = """
 SELECT revision FROM revisions WHERE namespace = $1 AND at <= $2
 ORDER BY at DESC, revision DESC LIMIT 1
 """
+# The keys present at revision $4, in key order, after $2, starting with $3 ('' = any), at most
+# $5. A recursive CTE steps from one key to the next with one index seek (PostgreSQL has no
+# skip scan of its own), and the LATERAL join seeks each key's last event at or before $4, so
+# a page costs about two seeks per key visited, whatever the length of the history. The CTE is
+# evaluated lazily as the LIMIT pulls rows, in key order, so the walk stops with the page.
+LIST_AT = """
+WITH RECURSIVE keys(key) AS (
+    (SELECT key FROM events
+     WHERE namespace = $1 AND key > $2 AND key >= $3
+     ORDER BY key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.key FROM events e
+            WHERE e.namespace = $1 AND e.key > keys.key
+            ORDER BY e.key LIMIT 1)
+    FROM keys WHERE keys.key IS NOT NULL AND starts_with(keys.key, $3)
+)
+SELECT k.key, t.value, t.revision AS version, t.created_revision, t.created_at,
+       t.at AS updated_at
+FROM keys k
+CROSS JOIN LATERAL (
+    SELECT op, value, revision, created_revision, created_at, at FROM events e
+    WHERE e.namespace = $1 AND e.key = k.key AND e.revision <= $4
+    ORDER BY e.revision DESC LIMIT 1
+) t
+WHERE k.key IS NOT NULL AND starts_with(k.key, $3) AND t.op = 1
+LIMIT $5
+"""
