@@ -276,7 +276,8 @@ class PostgresStore(Store):
             conn = await asyncpg.connect(
                 self.url,
                 timeout=self.connect_timeout,
-                server_settings={"application_name": "botwire"},
+                # Told apart from the pool's connections in pg_stat_activity.
+                server_settings={"application_name": "botwire-migrate"},
             )
             try:
                 # Session lock: a second server starting at the same moment waits here, then
