@@ -155,7 +155,10 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "RollbackBody": _obj(
         {"to": {"oneOf": [REVISION, {**ISO, "description": "ISO-8601 with a timezone."}]}},
-        {"key": KEY, "dry_run": {"type": "boolean", "default": False}},
+        {
+            "key": {**KEY, "type": ["string", "null"]},
+            "dry_run": {"type": "boolean", "default": False},
+        },
     ),
     "Rollback": _obj(
         {
@@ -253,11 +256,12 @@ P_AS_OF = _param(
     "query",
     {
         "anyOf": [
-            {"type": "string", "pattern": "^[0-9]+$"},
+            {"type": "string", "pattern": "^[0-9]*$"},
             {"type": "string", "format": "date-time"},
         ]
     },
-    "Read as of a revision (0 <= R <= head) or an ISO-8601 timestamp with a timezone.",
+    "Read as of a revision (0 <= R <= head) or an ISO-8601 timestamp with a timezone; "
+    "empty means now.",
 )
 P_PREFIX = _param(
     "prefix", "query", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{0,128}$"}, "Key prefix."
@@ -269,8 +273,11 @@ def _limit(default: int) -> Schema:
     return _param(
         "limit",
         "query",
-        {"type": "integer", "minimum": 1, "maximum": 1000, "default": default},
-        "Page size.",
+        {
+            "anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"const": ""}],
+            "default": default,
+        },
+        "Page size; empty means the default.",
     )
 
 
