@@ -324,8 +324,8 @@ def list_keys_op(
             return keys
         params["cursor"] = str(cursor)
         # Later pages read the revision the first page read, so a write landing between two
-        # pages can neither duplicate nor hide a key.
-        if "as_of" not in params and data.get("revision") is not None:
+        # pages can neither duplicate nor hide a key (also when as_of is a future timestamp).
+        if data.get("revision") is not None:
             params["as_of"] = str(int(data["revision"]))
 
 

@@ -94,6 +94,10 @@ def test_list_pages_pin_the_first_pages_revision() -> None:
     assert "as_of" not in seen[0].url.params
     assert [r.url.params.get("as_of") for r in seen[1:]] == ["9", "9"]
     assert all(r.url.params["prefix"] == "x" for r in seen)
+    seen.clear()
+    moment = datetime(2030, 1, 1, tzinfo=UTC)  # a future moment would move with new writes
+    assert mock(handler).list_keys(as_of=moment) == ["a", "b", "c"]
+    assert [r.url.params["as_of"] for r in seen] == ["2030-01-01T00:00:00.000000Z", "9", "9"]
 
 
 def test_history_stops_at_limit_across_pages() -> None:
