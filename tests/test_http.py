@@ -285,6 +285,8 @@ async def test_list_default_limit_prefix_and_empty(client: httpx.AsyncClient) ->
     await put(client, "/memory/ns/other", 1)
     page = (await client.get("/memory/ns")).json()
     assert page["count"] == 100 and page["next_cursor"] is not None
+    # Empty optional parameters mean their defaults.
+    assert (await client.get("/memory/ns?limit=&prefix=&cursor=&as_of=")).json() == page
     page = (await client.get("/memory/ns?prefix=k010")).json()
     assert [k["key"] for k in page["keys"]] == [f"k010{i}" for i in range(5)]
     assert page["next_cursor"] is None
@@ -657,7 +659,6 @@ async def test_invalid_names_are_invalid_name(client: httpx.AsyncClient) -> None
         "limit=abc",
         "limit=-1",
         "limit=1.0",
-        "limit=",
         "limit=1&limit=2",
         "prefix=a%25",
         "prefix=a/b",

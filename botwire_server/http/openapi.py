@@ -194,7 +194,8 @@ SCHEMAS: dict[str, Schema] = {
 ERRORS = {
     "400": "Invalid input: invalid_input, invalid_json, invalid_body, invalid_name, "
     "invalid_parameter, invalid_cursor, future_revision (with head).",
-    "404": "key_not_found, or route_not_found.",
+    "404": "key_not_found, or route_not_found (also for a path parameter holding an encoded "
+    "'/', which no longer matches the route).",
     "405": "method_not_allowed; the Allow header lists the methods.",
     "409": "version_conflict, with current_version (0 when the key is absent).",
     "410": "revision_compacted, with oldest_revision.",
@@ -419,6 +420,13 @@ PATHS: dict[str, Schema] = {
         }
     },
 }
+
+# A path parameter holding an encoded '/' makes the path match no route: 404 route_not_found.
+for _path, _operations in PATHS.items():
+    if "{" in _path:
+        for _operation in _operations.values():
+            if isinstance(_operation, dict) and "responses" in _operation:
+                _operation["responses"].setdefault("404", _error("404"))
 
 DOCUMENT: Schema = {
     "openapi": "3.1.0",

@@ -98,7 +98,7 @@ def as_of(query: QueryParams) -> int | datetime | None:
 
 def limit(query: QueryParams, default: int) -> int:
     raw = _single(query, "limit")
-    if raw is None:
+    if not raw:  # absent or empty, like every other optional parameter
         return default
     if _DIGITS.fullmatch(raw) is None or not 1 <= int(raw) <= 1000:
         raise _invalid(f"limit={_shown(raw)} is invalid: use an integer from 1 to 1000.")
