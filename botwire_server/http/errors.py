@@ -11,8 +11,6 @@ a 500 ``internal_error`` whose details stay in the server log.
 
 from __future__ import annotations
 
-import logging
-
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -25,8 +23,6 @@ from ..errors import (
     NotFound,
     QuotaExceeded,
 )
-
-logger = logging.getLogger("botwire_server")
 
 _encode = msgspec.json.Encoder().encode
 
