@@ -256,7 +256,13 @@ class Memory:
             attempt += 1
 
     async def _async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "The async methods of Memory run on an asyncio event loop (asyncio.run, "
+                "uvloop, anyio's asyncio backend); outside one, use the sync methods."
+            ) from None
         with self._lock:
             entry = self._loops.get(loop)
             if entry is not None and entry.pid == os.getpid():
