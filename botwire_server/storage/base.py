@@ -11,14 +11,14 @@ appends a tombstone and removes the key from the current table; its history stay
 
 A worked example, namespace ``ns`` (``at`` is the server's commit time)::
 
-    op                              revision  event log (ns)                    current table
-    set a=1                         1         1: set a=1                        a=1 (v1, c1)
-    set b=2                         2         2: set b=2                        a=1 (v1, c1) b=2 (v2, c2)
-    set a=3 expected_version=1      3         3: set a=3                        a=3 (v3, c1) b=2 (v2, c2)
-    set a=4 expected_version=1      -         (conflict: current_version=3)     unchanged
-    delete b                        4         4: delete b (tombstone)           a=3 (v3, c1)
-    set b=5                         5         5: set b=5                        a=3 (v3, c1) b=5 (v5, c5)
-    rollback to 2                   6         6: set a=1, set b=2               a=1 (v6, c1) b=2 (v6, c5)
+    op                          rev  event log (ns)               current table
+    set a=1                     1    1: set a=1                   a=1 (v1,c1)
+    set b=2                     2    2: set b=2                   a=1 (v1,c1) b=2 (v2,c2)
+    set a=3 expected_version=1  3    3: set a=3                   a=3 (v3,c1) b=2 (v2,c2)
+    set a=4 expected_version=1  -    (conflict: current_version=3) unchanged
+    delete b                    4    4: delete b (tombstone)      a=3 (v3,c1)
+    set b=5                     5    5: set b=5                   a=3 (v3,c1) b=5 (v5,c5)
+    rollback to 2               6    6: set a=1, set b=2          a=1 (v6,c1) b=2 (v6,c5)
 
     get a as_of=2 -> 1   get b as_of=4 -> absent   history b -> 6 set, 5 set, 4 delete, 2 set
     rollback to 6 (nothing differs) -> writes nothing, result revision 6
@@ -288,7 +288,11 @@ def check_namespace_bytes(limits: Limits, new_total: int, old_total: int) -> Non
     """Refuse a write that grows the namespace past its limit (shrinking is always allowed)."""
     from ..errors import PayloadTooLarge
 
-    if limits.namespace_max_bytes and new_total > limits.namespace_max_bytes and new_total > old_total:
+    if (
+        limits.namespace_max_bytes
+        and new_total > limits.namespace_max_bytes
+        and new_total > old_total
+    ):
         raise PayloadTooLarge(
             f"This namespace would hold {new_total} bytes, over its limit of "
             f"{limits.namespace_max_bytes}. Delete keys or store smaller values.",
