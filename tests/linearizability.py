@@ -283,19 +283,26 @@ def record(
     operations: int,
     seed: int,
     timeout: float = 10.0,
+    duration: float | None = None,
 ) -> list[dict[str, object]]:
     """Run ``operations`` random reads, writes, CAS writes and deletes on ``keys`` and return
     them as dicts (picklable, for ``multiprocessing``). Values are unique per operation, so a
-    read names the write it saw. A transport failure is recorded as an unknown outcome; a reply
+    read names the write it saw. A refused connection is left out (nothing was sent); any
+    other transport failure is recorded as an unknown outcome; a reply
     the contract does not allow is recorded with ``kind`` intact and ``outcome`` set to
-    ``"unexpected:<status>"`` so the test can fail on it."""
+    ``"unexpected:<status>"`` so the test can fail on it. With ``duration`` (seconds), it also
+    stops once that much time has passed."""
     import httpx
+
+    deadline = None if duration is None else time.monotonic() + duration
 
     rng = random.Random(seed)
     known: dict[str, int] = {}  # the last version this process saw per key, for plausible CAS
     out: list[dict[str, object]] = []
     with httpx.Client(base_url=base_url, timeout=timeout) as client:
         for n in range(operations):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             key = rng.choice(keys)
             url = f"/memory/{namespace}/{key}"
             roll = rng.random()
@@ -348,6 +355,11 @@ def record(
                     else:
                         rec.update(outcome=f"unexpected:{r.status_code}")
                 rec["complete"] = now_ns()
+            except httpx.ConnectError:
+                # No connection, so no request was sent: the operation did not happen. (The
+                # server is down or restarting; a crash test expects this.)
+                time.sleep(0.05)
+                continue
             except httpx.TransportError:
                 rec.update(outcome="unknown", complete=None)
             rec["invoke"] = invoke

@@ -24,12 +24,14 @@ from server_process import ServerProcess
 
 NAMESPACES = ["crash-a", "crash-b"]
 KEYS = [f"k{i}" for i in range(12)]
+# Thousands of writes per run: the default daily quota (1000 per namespace) would refuse them.
+NO_QUOTA = {"BOTWIRE_WRITES_PER_DAY": "0"}
 
 
 def run_kill_cycles(tmp_path: Path, cycles: int, seed: int) -> None:
     rng = random.Random(seed)
     db = tmp_path / "botwire.db"
-    with ServerProcess(f"sqlite:///{db}") as server:
+    with ServerProcess(f"sqlite:///{db}", env=NO_QUOTA) as server:
         with Writers(server.url, NAMESPACES, KEYS, threads=16, seed=seed) as writers:
             for cycle in range(cycles):
                 # Let traffic build up, then kill at a random moment of it.
@@ -71,7 +73,7 @@ def test_sigterm_mid_traffic_is_graceful(tmp_path: Path) -> None:
     reply it gave is either an acknowledgement (then the write is kept) or a 503
     ``shutting_down`` (then nothing was written), and a restart serves all of it."""
     db = tmp_path / "botwire.db"
-    with ServerProcess(f"sqlite:///{db}") as server:
+    with ServerProcess(f"sqlite:///{db}", env=NO_QUOTA) as server:
         with Writers(server.url, NAMESPACES, KEYS, threads=16, seed=3) as writers:
             writers.wait_for_acks(200)
             assert server.proc is not None
