@@ -51,8 +51,8 @@ def draw(results: dict[str, Any], path: Path) -> None:
             lo.append(r["rps"]["median"] - r["rps"]["min"])
             hi.append(r["rps"]["max"] - r["rps"]["median"])
         ax.bar(xs, ys, width, yerr=[lo, hi], label=target, color=COLOURS[target], capsize=3)
-        for x, y in zip(xs, ys, strict=True):
-            ax.annotate(f"{y:,.0f}", (x, y), ha="center", va="bottom", fontsize=7, rotation=90)
+        for x, y, up in zip(xs, ys, hi, strict=True):
+            ax.annotate(f"{y:,.0f}", (x, y + up), ha="center", va="bottom", fontsize=6.5)
     ax.set_xticks(range(len(SCENARIOS)), [s.upper() for s in SCENARIOS])
     ax.set_ylabel("requests/s")
     ax.set_title(f"Throughput at {top} connections")
@@ -75,17 +75,15 @@ def draw(results: dict[str, Any], path: Path) -> None:
                     color=COLOURS[target],
                     label=f"{target} {scenario.upper()}",
                 )
-    ax.axhline(0.7, color="#d62728", linestyle=":", linewidth=1)
-    ax.axhline(0.8, color="#ff7f0e", linestyle=":", linewidth=1)
-    ax.text(conns_all[0], 0.7, " PUT target 0.7", fontsize=7, va="bottom", color="#d62728")
-    ax.text(conns_all[0], 0.8, " GET target 0.8", fontsize=7, va="bottom", color="#ff7f0e")
+    ax.axhline(0.7, color="#d62728", linestyle=":", linewidth=1, label="PUT target 0.7")
+    ax.axhline(0.8, color="#ff7f0e", linestyle=":", linewidth=1, label="GET target 0.8")
     ax.set_xscale("log", base=2)
     ax.set_xticks(conns_all, [str(c) for c in conns_all])
     ax.set_xlabel("connections")
     ax.set_ylabel("ours / ceiling (requests/s)")
-    ax.set_ylim(bottom=0)
-    ax.set_title("Ratio to the bare Starlette ceiling")
-    _legend(ax, fontsize=7, ncol=2)
+    ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.45)  # headroom for the legend
+    ax.set_title("Ratio to the bare Starlette ceiling (median of per-repeat ratios)")
+    _legend(ax, fontsize=7, ncol=4, loc="upper center")
 
     # (c) p99 latency at the top connection count (log scale), with the targets.
     ax = axes[1][0]
@@ -98,16 +96,16 @@ def draw(results: dict[str, Any], path: Path) -> None:
                 ys.append(max(r["p99_ms"]["median"], 0.01))
         ax.bar(xs, ys, width, label=target, color=COLOURS[target])
         for x, y in zip(xs, ys, strict=True):
-            ax.annotate(f"{y:.1f}", (x, y), ha="center", va="bottom", fontsize=7)
-    ax.axhline(25, color="#d62728", linestyle=":", linewidth=1)
-    ax.axhline(10, color="#ff7f0e", linestyle=":", linewidth=1)
-    ax.text(-0.45, 25, "PUT p99 target 25 ms", fontsize=7, va="bottom", color="#d62728")
-    ax.text(-0.45, 10, "GET p99 target 10 ms", fontsize=7, va="bottom", color="#ff7f0e")
+            ax.annotate(f"{y:.0f}", (x, y), ha="center", va="bottom", fontsize=6.5)
+    ax.axhline(25, color="#d62728", linestyle=":", linewidth=1.2, label="PUT p99 target 25 ms")
+    ax.axhline(10, color="#ff7f0e", linestyle=":", linewidth=1.2, label="GET p99 target 10 ms")
     ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 8)  # headroom for the legend
     ax.set_xticks(range(len(SCENARIOS)), [s.upper() for s in SCENARIOS])
     ax.set_ylabel("p99 latency, ms (log)")
     ax.set_title(f"p99 latency at {top} connections")
-    _legend(ax, fontsize=8)
+    _legend(ax, fontsize=7, ncol=3, loc="upper center")
 
     # (d) scaling: latency against history length, and the one-off figures as text.
     ax = axes[1][1]
@@ -148,17 +146,19 @@ def draw(results: dict[str, Any], path: Path) -> None:
             f"start-up, {st['events']:,} events: {st['startup_s']['median']:.2f} s, "
             f"{st['rss_mb']['median']:.0f} MB"
         )
+    if ax.lines:
+        ax.set_ylim(0.001, 50)  # room above the lines for the notes, below them for the legend
     if notes:
         ax.text(
             0.02,
-            0.98,
+            0.97,
             "\n".join(notes),
             transform=ax.transAxes,
             va="top",
             fontsize=8,
             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"},
         )
-    _legend(ax, fontsize=7, loc="lower right")
+    _legend(ax, fontsize=7, ncol=2, loc="lower center")
 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
