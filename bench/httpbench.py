@@ -90,9 +90,11 @@ def run_matrix(
         for conns in connections:
             runs: dict[str, list[tuple[LoadResult, float, float]]] = {t.name: [] for t in targets}
             before = {t.name: counter_value(t.url) for t in targets} if scenario == "cas" else {}
+            hwm: dict[str, float] = {}
+            db_cpu: dict[str, list[float]] = {}
             for _ in range(repeats):
                 for target in targets:
-                    with MemorySampler(target.pid) as mem:
+                    with MemorySampler(target.pid, helpers=target.helpers) as mem:
                         result = run_load(
                             target.url,
                             scenario,
@@ -103,9 +105,19 @@ def run_matrix(
                         )
                     cpu_us = 1e6 * mem.cpu_s / result.requests if result.requests else 0.0
                     runs[target.name].append((result, mem.peak_mb, cpu_us))
+                    if target.helpers is not None and result.requests:
+                        db_cpu.setdefault(target.name, []).append(
+                            1e6 * mem.helpers_cpu_s / result.requests
+                        )
+                    hwm[target.name] = max(hwm.get(target.name, 0.0), mem.hwm_mb)
             ceiling = [(r.rps, cpu) for r, _, cpu in runs.get("ceiling", [])]
             for target in targets:
                 record = _record(target.name, scenario, conns, runs[target.name], ceiling)
+                # The kernel's high-water mark catches a peak between two samples.
+                record["rss_hwm_mb"] = hwm[target.name]
+                if target.name in db_cpu:
+                    # CPU per request of the database's own processes (PostgreSQL backends).
+                    record["db_cpu_us_per_request"] = summary(db_cpu[target.name], 1)
                 if scenario == "cas" and target.name != "ceiling":
                     # Every acknowledged increment must be in the counter; a few more may be,
                     # from requests still in flight when a run ended (at most one per connection).

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,8 @@ class ServerProcess:
         self.env = dict(env)
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        # Pids of processes doing this server's work elsewhere (its database's backends).
+        self.helpers: Callable[[], list[int]] | None = None
         self._log = b""
 
     @property
@@ -171,6 +173,26 @@ def cpu_seconds(pid: int) -> float:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def postgres_backends(database: str) -> list[int]:
+    """Pids of the PostgreSQL backends connected to ``database`` (found by their process title,
+    ``postgres: ... <user> <database> <client> <state>``, so no query disturbs the run)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            found.append(int(entry.name))
+    return found
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    return {p: cpu_seconds(p) for p in pids}
+
+
 class MemorySampler:
     """Samples a process's resident memory in a thread while a load runs; ``peak_mb`` after.
 
@@ -178,9 +200,19 @@ class MemorySampler:
     sensitive than requests/s to other work competing for the same cores.
     """
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        pid: int,
+        interval: float = 0.1,
+        *,
+        helpers: Callable[[], list[int]] | None = None,
+    ) -> None:
         self.pid = pid
         self.interval = interval
+        # Processes working for this one (PostgreSQL backends); their CPU is ``helpers_cpu_s``.
+        self.helpers = helpers
+        self.helpers_cpu_s = 0.0
+        self._helpers_start: dict[int, float] = {}
         self.peak_rss_kb = 0
         self.hwm_kb = 0
         self.cpu_s = 0.0
@@ -197,6 +229,8 @@ class MemorySampler:
 
     def __enter__(self) -> MemorySampler:
         self._cpu_start = cpu_seconds(self.pid)
+        if self.helpers is not None:
+            self._helpers_start = _cpu_by_pid(self.helpers())
         self._thread.start()
         return self
 
@@ -207,6 +241,10 @@ class MemorySampler:
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
         self.hwm_kb = max(self.hwm_kb, hwm)
         self.cpu_s = cpu_seconds(self.pid) - self._cpu_start
+        if self.helpers is not None:
+            # A backend that ended meanwhile is lost; one that started counts from zero.
+            end = _cpu_by_pid(self.helpers())
+            self.helpers_cpu_s = sum(c - self._helpers_start.get(p, 0.0) for p, c in end.items())
 
     @property
     def peak_mb(self) -> float:

@@ -85,7 +85,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{backend}: PUT p99 ({c})", put["p99_ms"]["median"], "<=", 25.0, "ms")
         if get:
             add(f"{backend}: GET p99 ({c})", get["p99_ms"]["median"], "<=", 10.0, "ms")
-        rss = [r["rss_mb"] for r in http if r["target"] == backend]
+        rss = [max(r["rss_mb"], r.get("rss_hwm_mb", 0.0)) for r in http if r["target"] == backend]
         if rss:
             add(f"{backend}: server RSS under load (max)", max(rss), "<", 100.0, "MB")
     scaling = results.get("scaling") or {}
@@ -148,9 +148,14 @@ def http_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for r in results["http"]:
         ratio = _spread(r["ratio"], "{:.2f}") if r["ratio"] else "-"
-        extra = ""
+        notes = []
         if r["scenario"] == "cas" and "increments_per_s" in r:
-            extra = f"{r['increments_per_s']['median']:,.0f} incr/s, {r['conflicts']} conflicts"
+            notes.append(
+                f"{r['increments_per_s']['median']:,.0f} incr/s, {r['conflicts']} conflicts"
+            )
+        if "db_cpu_us_per_request" in r:
+            notes.append(f"+ database {r['db_cpu_us_per_request']['median']:,.0f} CPU µs/req")
+        extra = "; ".join(notes)
         rows.append(
             [
                 r["target"],

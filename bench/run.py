@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import importlib.util
 import json
 import os
@@ -23,7 +24,13 @@ from typing import Any
 from . import pgdb
 from .httpbench import run_matrix
 from .load import SCENARIOS, wrk_path
-from .procs import ServerProcess, botwire_command, free_port, quota_free_env
+from .procs import (
+    ServerProcess,
+    botwire_command,
+    free_port,
+    postgres_backends,
+    quota_free_env,
+)
 from .report import evaluate_targets, render_text
 from .scaling import Sizes, run_scaling
 
@@ -157,11 +164,12 @@ def _targets(
         )
         use_pg = args.postgres == "yes" or (args.postgres == "auto" and pgdb.backend_available())
         if use_pg:
-            pg_url = stack.enter_context(pgdb.TempDatabase(args.postgres_admin_url))
+            database = pgdb.TempDatabase(args.postgres_admin_url)
+            pg_url = stack.enter_context(database)
             port = free_port()
-            servers.append(
-                ServerProcess("postgresql", server_argv(port, pg_url), port, quota_free_env())
-            )
+            pg = ServerProcess("postgresql", server_argv(port, pg_url), port, quota_free_env())
+            pg.helpers = functools.partial(postgres_backends, database.name)
+            servers.append(pg)
         for server in servers:
             stack.enter_context(server.start())
             log(f"{server.name} on {server.url} (pid {server.pid}), up in {server.startup_s:.2f} s")

@@ -44,7 +44,7 @@ def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
         assert r["rps"]["min"] <= r["rps"]["median"] <= r["rps"]["max"]
         assert 0 < r["p50_ms"]["median"] <= r["p99_ms"]["median"], r
         assert r["errors"] == 0, r
-        assert r["rss_mb"] > 0
+        assert 0 < r["rss_mb"] <= r["rss_hwm_mb"], r
         assert r["cpu_us_per_request"]["median"] > 0, r
         assert (r["cpu_ratio"] is None) == (r["target"] == "ceiling")
         assert len(r["runs"]) == 1
