@@ -112,6 +112,36 @@ async def test_refused_ops_share_the_transaction_of_their_neighbours(store: SQLi
     assert [e.revision for e in await store.history("ns", "taken")] == [1]
 
 
+async def test_a_statement_failing_midway_fails_only_its_op(store: SQLiteStore) -> None:
+    # The trigger aborts the third statement of a set of "boom", after its revision and event
+    # rows were written: the batch is undone and rerun, and only "boom" fails, leaving no row.
+    writer = store._writer
+    assert writer is not None
+    writer.execute(
+        "CREATE TEMP TRIGGER boom BEFORE INSERT ON main.current WHEN NEW.key = 'boom'"
+        " BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+    )
+    before = store.batches_committed
+    results = await asyncio.gather(
+        store.set("ns", "a", b"1"),
+        store.set("ns", "boom", b"2"),
+        store.set("ns", "b", b"3"),
+        return_exceptions=True,
+    )
+    assert store.batches_committed - before == 1
+    assert isinstance(results[1], Unavailable) and "boom refused" in str(results[1])
+    assert [r.revision for r in results if isinstance(r, WriteResult)] == [1, 2]
+    assert await store.history("ns", "boom") == []
+    assert await store.get("ns", "boom") is None
+    info = await store.info("ns")
+    assert (info.revision, info.keys, info.bytes) == (2, 2, 2 * len("a") + 2)
+    reader = sqlite3.connect(store.path)
+    try:
+        assert reader.execute("SELECT count(*) FROM revisions").fetchone()[0] == 2
+    finally:
+        reader.close()
+
+
 async def test_two_stores_on_one_file_keep_revisions_gap_free(store: SQLiteStore) -> None:
     # Two stores on one file stand for two server processes: each batch re-reads the namespace
     # rows inside its BEGIN IMMEDIATE, so neither works from a stale head.

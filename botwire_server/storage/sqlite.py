@@ -8,10 +8,17 @@ writer task takes everything queued, hops to a worker thread ONCE, and runs the 
 one ``BEGIN IMMEDIATE`` transaction on a dedicated ``sqlite3`` connection::
 
     BEGIN IMMEDIATE
-      SAVEPOINT op  ... set a ...      RELEASE op
-      SAVEPOINT op  ... set b (CAS conflict) ...  ROLLBACK TO op; RELEASE op   -> only b fails
-      SAVEPOINT op  ... delete c ...   RELEASE op
+      ... set a ...                    (reads, checks, then writes)
+      ... set b: CAS conflict ...      refused before it wrote anything -> only b fails
+      ... delete c ...
     COMMIT                              (synchronous=FULL: on disk before any future resolves)
+
+Every refusal (version conflict, quota, namespace bytes, missing key, bad revision) is checked
+before an operation writes its first row, so a refused operation leaves nothing to undo and needs
+no savepoint: a set costs four statements (read the current row, insert the revision, the event
+and the current row). Only a statement failing midway (disk full, I/O error) could leave an
+operation half written; then the whole transaction is rolled back and the batch runs again with a
+savepoint around each operation, so that only the failing operation fails.
 
 While a batch commits, new operations queue for the next one. Each operation reads the state
 left by the operations before it in the same transaction, so limits, versions and revisions hold
@@ -108,6 +115,10 @@ def sqlite_path(url: str) -> Path:
 CHANGED_SINCE = (
     "SELECT key FROM events INDEXED BY events_by_revision WHERE namespace = ? AND revision > ?"
 )
+
+
+class _OpFailed(Exception):
+    """A statement of an op failed in a batch run without savepoints."""
 
 
 class _Batch:
@@ -273,34 +284,53 @@ class SQLiteStore(Store):
             self._wake.set()  # operations queued meanwhile form the next batch
 
     def _run_batch(self, ops: list[Callable[[_Batch], Any]]) -> list[tuple[bool, Any]]:
-        """Run in a worker thread: every op in one transaction, each under its own savepoint."""
+        """Run in a worker thread: every op in one transaction. Ops raise refusals before their
+        first write, so none needs a savepoint unless a statement fails midway; then the batch
+        runs again with one savepoint per op."""
         conn = self._writer
         if conn is None:
             raise Unavailable("The SQLite store is closed.", code="shutting_down")
+        with translated(self.path):
+            try:
+                outcomes = self._transaction(conn, ops, savepoints=False)
+            except _OpFailed:
+                outcomes = self._transaction(conn, ops, savepoints=True)
+        self.batches_committed += 1
+        return outcomes
+
+    def _transaction(
+        self, conn: sqlite3.Connection, ops: list[Callable[[_Batch], Any]], *, savepoints: bool
+    ) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         batch = _Batch(conn)
-        with translated(self.path):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for op in ops:
-                    conn.execute("SAVEPOINT op")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                if not savepoints:
                     try:
                         outcomes.append((True, op(batch)))
-                    except (BotWireServerError, sqlite3.Error) as exc:
-                        if not conn.in_transaction:
-                            raise  # SQLite rolled the whole transaction back: fail the batch
-                        conn.execute("ROLLBACK TO op")
-                        if isinstance(exc, sqlite3.Error):
-                            exc = translate(exc, self.path)
+                    except BotWireServerError as exc:  # refused before writing anything
                         outcomes.append((False, exc))
-                    conn.execute("RELEASE op")
-                batch.flush()
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        self.batches_committed += 1
+                    except sqlite3.Error as exc:  # maybe half written: undo it all, retry
+                        raise _OpFailed from exc
+                    continue
+                conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, op(batch)))
+                except (BotWireServerError, sqlite3.Error) as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: fail the batch
+                    conn.execute("ROLLBACK TO op")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = translate(exc, self.path)
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE op")
+            batch.flush()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return outcomes
 
     # -- write operations (run inside the batch transaction) ----------------------------------
