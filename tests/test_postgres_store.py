@@ -335,18 +335,22 @@ async def test_pool_is_sized_by_settings(migrated: str) -> None:
         assert (await store.info(NS)).revision == 30
 
 
-async def test_statement_timeout_is_unavailable_and_writes_nothing(migrated: str) -> None:
+async def test_lock_wait_timeout_is_overloaded_and_writes_nothing(migrated: str) -> None:
     async with opened(migrated, statement_timeout_ms=300) as store:
         await store.set(NS, "a", b"1")
         blocker = await asyncpg.connect(migrated)
         try:
-            # Another session holds the namespace row lock for longer than the timeout.
+            # Another session holds the namespace row lock for longer than the timeouts: the
+            # lock timeout (4/5 of the statement timeout) ends the wait, reported as overload,
+            # never as an unreachable database.
             tx = blocker.transaction()
             await tx.start()
             await blocker.execute("SELECT 1 FROM namespaces WHERE name = $1 FOR UPDATE", NS)
-            with pytest.raises(Unavailable, match="statement timeout") as caught:
+            with pytest.raises(Unavailable, match="overloaded.*Retry") as caught:
                 await asyncio.wait_for(store.set(NS, "a", b"2"), HANG_GUARD)
             assert caught.value.status == 503
+            assert caught.value.code == "database_unavailable"
+            assert "unreachable" not in str(caught.value)
             await tx.rollback()
         finally:
             await blocker.close()

@@ -86,8 +86,11 @@ Work = Callable[[Any], Awaitable[T]]
 MIGRATION_LOCK = 0x626F7477697265
 
 SET, DELETE = 1, 2
-# Most writes one group commit applies in one transaction.
-MAX_GROUP = 64
+# Most writes one group commit applies in one statement. A group of sets and deletes is one
+# round trip whatever its size; this bounds how long it holds the namespace row lock.
+MAX_GROUP = 256
+# Refusal codes of the botwire_write function (migrations/postgres/0002_write_function.sql).
+_WRITTEN, _CONFLICT, _NOT_FOUND, _FULL, _QUOTA = 0, 1, 2, 3, 4
 _OPS = {SET: "set", DELETE: "delete"}
 
 
@@ -127,6 +130,18 @@ class _Queued:
 
 
 @dataclass(slots=True)
+class _Plain:
+    """A set or delete waiting for its namespace's next group commit: applied by the
+    ``botwire_write`` function, many in one round trip."""
+
+    op: int
+    key: str
+    value: bytes | None
+    expected: int | None
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
 class _Outcome:
     """One write's result or refusal within a group."""
 
@@ -147,6 +162,22 @@ class _Outcome:
 
 class _CommitLost(Exception):
     """The connection dropped during COMMIT: the write may or may not have been applied."""
+
+
+class _PoolExhausted(Exception):
+    """Every pooled connection stayed busy for the whole acquire timeout."""
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """asyncpg refused to send the statement at all (the connection was already known dead), so
+    nothing can have been applied and a retry on a fresh connection is safe."""
+    if isinstance(exc, asyncpg.InternalClientError):
+        return "in progress" in str(exc)
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc) or "closing" in str(exc)
+    # PostgreSQL answered that it is ending the session (shutdown, crash of another backend):
+    # it aborted the statement's transaction before saying so.
+    return isinstance(exc, asyncpg.AdminShutdownError | asyncpg.CrashShutdownError)
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -177,6 +208,16 @@ def _translate(exc: BaseException, *, statement_timeout_ms: int) -> BaseExceptio
         return Unavailable(
             "The connection to PostgreSQL was lost while committing; the write may or may not "
             "have been applied. Re-read the key before retrying."
+        )
+    if isinstance(exc, _PoolExhausted | asyncpg.LockNotAvailableError):
+        return Unavailable(
+            "The database is overloaded: "
+            + (
+                "no connection to PostgreSQL came free in time"
+                if isinstance(exc, _PoolExhausted)
+                else "the namespace stayed locked by other servers' writes for too long"
+            )
+            + "; nothing was written. Retry in a moment."
         )
     if isinstance(exc, asyncpg.QueryCanceledError):
         return Unavailable(
@@ -250,7 +291,7 @@ class PostgresStore(Store):
         self.group_commit = group_commit
         self._pool: Any = None
         # Group commit: writes waiting for their namespace, and the task committing them.
-        self._queues: dict[str, list[_Queued]] = {}
+        self._queues: dict[str, list[_Queued | _Plain]] = {}
         self._committers: dict[str, asyncio.Task[None]] = {}
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -260,6 +301,10 @@ class PostgresStore(Store):
         out = {"application_name": "botwire"}
         if ms:
             out["statement_timeout"] = str(ms)
+            # A write first waits for its namespace's row lock, which other servers' groups of
+            # writes hold in turn. Giving up on that wait a little before the statement timeout
+            # tells "too much contention, retry" apart from "a statement ran too long".
+            out["lock_timeout"] = str(max(1, ms * 4 // 5))
             # A server that stalls inside a transaction would hold its namespace's row lock;
             # PostgreSQL ends such a session instead of letting every writer queue behind it.
             out["idle_in_transaction_session_timeout"] = str(max(2 * ms, 10_000))
@@ -357,26 +402,38 @@ class PostgresStore(Store):
         transaction: bool = True,
         isolation: str = "read_committed",
         readonly: bool = False,
+        commits: bool = False,
     ) -> T:
         """Run ``work(conn)`` (in a transaction unless told otherwise), translating errors and
-        retrying once on a fresh connection when the connection died before COMMIT."""
+        retrying once on a fresh connection when the connection died before COMMIT.
+        ``commits``: ``work`` is one statement that writes and commits on its own (no
+        transaction), so a connection lost once it was sent may have applied it."""
         pool = self._pool
         if pool is None:
             raise Unavailable("The PostgreSQL store is not open.", code="shutting_down")
         for attempt in (1, 2):
             committing = False
             try:
-                async with pool.acquire(timeout=self.acquire_timeout) as conn:
+                try:
+                    conn = await pool.acquire(timeout=self.acquire_timeout)
+                except TimeoutError:
+                    if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+                        raise _PoolExhausted() from None
+                    raise
+                try:
                     if not transaction:
+                        committing = commits
                         return await work(conn)
                     async with conn.transaction(isolation=isolation, readonly=readonly):
                         result = await work(conn)
                         committing = True
                     return result
+                finally:
+                    await pool.release(conn)
             except BotWireServerError:
                 raise
             except Exception as exc:
-                if committing and _connection_lost(exc):
+                if committing and _connection_lost(exc) and not (commits and _never_sent(exc)):
                     raise self._translate(_CommitLost()) from exc
                 if attempt == 1 and _connection_lost(exc):
                     # Every pooled connection probably died with this one (a PostgreSQL
@@ -395,16 +452,22 @@ class PostgresStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
     #
-    # Every write is ``work(conn, head)``: it runs in a transaction holding its namespace's row
-    # lock, with ``head`` the namespace row as of the previous write. ``work`` raises the
-    # contract's errors (conflict, quota, ...) only before it has written anything, so one
-    # refused write never spoils another in the same transaction.
+    # Sets and deletes are applied by the ``botwire_write`` function (migration 0002): one
+    # statement that takes the namespace row lock, checks and writes a whole group, each write
+    # as its own revision, and commits: ONE round trip per group, against BEGIN, lock, a read
+    # and a write per key, COMMIT before. Its checks mirror ``_append`` and ``check_*`` below,
+    # and it returns a refusal code that ``_plain_outcome`` turns into the same error.
+    #
+    # Rollback and compaction (rare, and needing Python between statements) are
+    # ``work(conn, head)``: run in a transaction holding the namespace's row lock, with
+    # ``head`` the namespace row as of the previous write. ``work`` raises the contract's errors
+    # (conflict, quota, ...) only before it has written anything.
     #
     # Group commit: writes to one namespace that arrive while its previous commit is under way
-    # queue up and are applied together in ONE transaction (one lock, one WAL flush), in
-    # arrival order; each still gets its own revision, and each caller its own result or error.
-    # A namespace's writes are serialised by the row lock anyway, so a commit per write would
-    # make them wait for each other's flush; measured numbers are in the README.
+    # queue up in this process (they hold no connection while they wait) and are applied
+    # together, in arrival order; each still gets its own revision, and each caller its own
+    # result or error. A namespace's writes are serialised by the row lock anyway, so a commit
+    # per write would make them wait for each other's flush; measured numbers are in the README.
 
     async def _write(self, namespace: str, work: WriteWork, *, creates: bool = True) -> Any:
         if not self.group_commit:
@@ -414,28 +477,55 @@ class PostgresStore(Store):
             (outcome,) = await self._run(apply)
             return outcome.unwrap()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(namespace, []).append(_Queued(work, creates, future))
+        self._enqueue(namespace, _Queued(work, creates, future))
+        return await future
+
+    async def _write_plain(
+        self, namespace: str, op: int, key: str, value: bytes | None, expected: int | None
+    ) -> WriteResult:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        plain = _Plain(op, key, value, expected, future)
+        if not self.group_commit:
+            (outcome,) = await self._apply_plain(namespace, [plain])
+            result: WriteResult = outcome.unwrap()
+            return result
+        self._enqueue(namespace, plain)
+        result = await future
+        return result
+
+    def _enqueue(self, namespace: str, queued: _Queued | _Plain) -> None:
+        self._queues.setdefault(namespace, []).append(queued)
         if namespace not in self._committers:
             # A task of its own, not the caller's: a caller that goes away (a client that
             # disconnects) cancels only its own wait, never the writes grouped with it.
             self._committers[namespace] = asyncio.create_task(self._commit_groups(namespace))
-        return await future
 
     async def _commit_groups(self, namespace: str) -> None:
         try:
             while queue := self._queues.get(namespace):
-                group = [q for q in queue[:MAX_GROUP] if not q.future.done()]
-                del queue[:MAX_GROUP]
+                # The longest run of plain writes at the head of the queue goes in one
+                # statement; a rollback or compaction goes alone. Arrival order is kept.
+                n = 0
+                while n < len(queue) and n < MAX_GROUP and isinstance(queue[n], _Plain):
+                    n += 1
+                taken = queue[: n or 1]
+                del queue[: n or 1]
+                group = [q for q in taken if not q.future.done()]
                 if not group:
                     continue
-                apply = functools.partial(
-                    self._apply,
-                    namespace=namespace,
-                    works=[q.work for q in group],
-                    creates=any(q.creates for q in group),
-                )
                 try:
-                    outcomes = await self._run(apply)
+                    if n:
+                        plains = [q for q in group if isinstance(q, _Plain)]
+                        outcomes = await self._apply_plain(namespace, plains)
+                    else:
+                        works = [q for q in group if isinstance(q, _Queued)]
+                        apply = functools.partial(
+                            self._apply,
+                            namespace=namespace,
+                            works=[q.work for q in works],
+                            creates=any(q.creates for q in works),
+                        )
+                        outcomes = await self._run(apply)
                 except Exception as exc:  # the whole transaction failed: every write in it
                     for q in group:
                         if not q.future.done():
@@ -450,6 +540,59 @@ class PostgresStore(Store):
             if not self._queues.get(namespace):
                 self._queues.pop(namespace, None)
             del self._committers[namespace]
+
+    async def _apply_plain(self, namespace: str, plains: Sequence[_Plain]) -> list[_Outcome]:
+        """Apply a group of sets and deletes with one ``botwire_write`` call (one round trip,
+        its own implicit transaction)."""
+        limits = self.limits
+        args = (
+            namespace,
+            self.clock(),
+            limits.writes_per_day or 0,
+            limits.namespace_max_bytes or 0,
+            [p.op for p in plains],
+            [p.key for p in plains],
+            [p.value for p in plains],
+            [len(p.key.encode()) for p in plains],
+            [p.expected for p in plains],
+        )
+        rows = await self._run(
+            lambda conn: conn.fetch(queries.WRITE, *args), transaction=False, commits=True
+        )
+        return [self._plain_outcome(namespace, p, row) for p, row in zip(plains, rows, strict=True)]
+
+    def _plain_outcome(self, namespace: str, plain: _Plain, row: Any) -> _Outcome:
+        status = row["w_status"]
+        if status == _WRITTEN:
+            size = len(plain.value) if plain.value is not None else 0
+            return _Outcome(
+                WriteResult(row["w_revision"], row["w_at"], row["w_created"], size), None
+            )
+        # The refusal is raised by the very checks the other stores use, so that its status,
+        # code and message are theirs.
+        try:
+            if status == _CONFLICT:
+                check_expected(plain.expected, row["w_detail"])
+            elif status == _NOT_FOUND:
+                raise NotFound(
+                    f"Key {plain.key!r} does not exist in namespace {namespace!r}.",
+                    code="key_not_found",
+                )
+            elif status == _FULL:
+                check_namespace_bytes(self.limits, row["w_detail"], row["w_detail2"])
+            elif status == _QUOTA:
+                at = row["w_at"]
+                day = at // DAY_MICROS
+                quota_after(
+                    self.limits,
+                    day=day,
+                    quota_day=day,
+                    quota_used=self.limits.writes_per_day,
+                    at=at,
+                )
+        except BotWireServerError as exc:
+            return _Outcome(None, exc)
+        raise AssertionError(f"botwire_write returned an unknown status {status}")
 
     async def _apply(
         self, conn: Any, namespace: str, works: Sequence[WriteWork], creates: bool
@@ -526,37 +669,12 @@ class PostgresStore(Store):
         self, namespace: str, key: str, value: bytes, *, expected_version: int | None = None
     ) -> WriteResult:
         check_value_size(self.limits, len(value))
-
-        async def work(conn: Any, head: _Head) -> WriteResult:
-            old = await conn.fetchrow(queries.CURRENT, namespace, key)
-            check_expected(expected_version, old["version"] if old else 0)
-            revision, at = await self._append(
-                conn, namespace, head, [_Pending(key, SET, value, old)]
-            )
-            created = old["created_revision"] if old else revision
-            return WriteResult(revision, at, created, len(value))
-
-        result: WriteResult = await self._write(namespace, work)
-        return result
+        return await self._write_plain(namespace, SET, key, value, expected_version)
 
     async def delete(
         self, namespace: str, key: str, *, expected_version: int | None = None
     ) -> WriteResult:
-        async def work(conn: Any, head: _Head) -> WriteResult:
-            old = await conn.fetchrow(queries.CURRENT, namespace, key)
-            if old is None:
-                raise NotFound(
-                    f"Key {key!r} does not exist in namespace {namespace!r}.",
-                    code="key_not_found",
-                )
-            check_expected(expected_version, old["version"])
-            revision, at = await self._append(
-                conn, namespace, head, [_Pending(key, DELETE, None, old)]
-            )
-            return WriteResult(revision, at, old["created_revision"], 0)
-
-        result: WriteResult = await self._write(namespace, work, creates=False)
-        return result
+        return await self._write_plain(namespace, DELETE, key, None, expected_version)
 
     async def rollback(
         self,

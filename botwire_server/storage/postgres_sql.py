@@ -12,6 +12,9 @@ CURRENT = """
 SELECT key, value, version, created_revision, created_at, updated_at
 FROM current WHERE namespace = $1 AND key = $2
 """
+# A group of sets and deletes to one namespace, locked, checked and written in one call (one
+# round trip); one result row per write, in order. See migrations/postgres/0002_write_function.sql.
+WRITE = "SELECT * FROM botwire_write($1, $2, $3, $4, $5::smallint[], $6, $7, $8, $9)"
 # Appends one revision: its commit time, one event per key, the materialised current rows and
 # the namespace row, in one statement (one round trip) whatever the number of keys.
 APPEND = """
