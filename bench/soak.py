@@ -73,13 +73,14 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
     # A soak measures stability, not the free tier: no quotas in the way.
     env.update(BOTWIRE_WRITES_PER_DAY="0", BOTWIRE_NAMESPACE_MAX_BYTES="0")
     argv = [sys.executable, "-m", "botwire_server", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--db", db]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -94,11 +95,20 @@ def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not become healthy within 60 s")
 
 
-async def one_request(
-    client: httpx.AsyncClient, rng: random.Random, versions: dict[tuple[str, str], int]
-) -> tuple[str, httpx.Response]:
+def pick(rng: random.Random) -> tuple[str, str, str]:
+    """(operation, namespace, key) for the next request."""
     op = rng.choices([m[0] for m in MIX], weights=[m[1] for m in MIX])[0]
-    ns, key = rng.choice(NAMESPACES), rng.choice(KEYS)
+    return op, rng.choice(NAMESPACES), rng.choice(KEYS)
+
+
+async def one_request(
+    client: httpx.AsyncClient,
+    rng: random.Random,
+    versions: dict[tuple[str, str], int],
+    op: str,
+    ns: str,
+    key: str,
+) -> httpx.Response:
     path = f"/memory/{ns}/{key}"
     value = "v" * rng.randint(10, 2048)
     if op == "get":
@@ -122,7 +132,7 @@ async def one_request(
         r = await client.get(f"/namespaces/{ns}")
     else:
         r = await client.get(f"/namespaces/{ns}/snapshot", params={"limit": 50})
-    return op, r
+    return r
 
 
 async def worker(
@@ -132,10 +142,13 @@ async def worker(
     versions: dict[tuple[str, str], int] = {}
     allowed = {name: statuses for name, _, statuses in MIX}
     while time.monotonic() < stop_at:
+        op, ns, key = pick(rng)
         try:
-            op, r = await one_request(client, rng, versions)
+            r = await one_request(client, rng, versions, op, ns, key)
         except httpx.HTTPError as exc:
-            tally.error("transport", f"{type(exc).__name__}: {exc}")
+            left = round(stop_at - time.monotonic(), 1)
+            detail = f"{op} {ns}/{key}, {left} s before the end: {type(exc).__name__} {exc!r}"
+            tally.error("transport", detail)
             await asyncio.sleep(0.1)
             continue
         tally.ops[op] += 1
@@ -192,7 +205,12 @@ async def soak(
 ) -> tuple[Tally, list[tuple[float, int]], float]:
     tally = Tally()
     samples: list[tuple[float, int]] = []
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # An idle connection must be dropped by the client before the server's keep-alive timeout
+    # (uvicorn: 5 s) closes it, or a request sent just as the server closes fails with
+    # "Server disconnected without sending a response". httpx's default expiry is also 5 s.
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
+    )
     started = time.monotonic()
     stop_at = started + duration
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
@@ -211,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--sample-every", type=float, default=5.0, help="RSS sampling, seconds")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds (default 10 %%)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds (default 10 %%, at least 60)"
+    )
     parser.add_argument("--rss-tolerance", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the full JSON report (with RSS series)")
@@ -220,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="botwire-soak-") as tmp:
         db = args.db or f"sqlite:///{tmp}/soak.db"
         port = free_port()
-        proc = start_server(db, port)
+        log = Path(tmp) / "server.log"
+        proc = start_server(db, port, log)
         try:
             tally, samples, elapsed = asyncio.run(
                 soak(
@@ -240,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        server_log = log.read_text(errors="replace").splitlines()[-30:]
 
-    warmup = args.warmup if args.warmup is not None else args.duration / 10
+    # SQLite's page caches (2 MiB per connection) fill during the first minute or so.
+    default_warmup = min(max(60.0, args.duration / 10), args.duration / 2)
+    warmup = args.warmup if args.warmup is not None else default_warmup
     memory = judge_memory(samples, warmup, args.rss_tolerance)
     total = sum(tally.ops.values())
     report = {
@@ -255,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors_by_kind": dict(tally.errors),
         "error_examples": tally.examples,
         "server_alive_at_end": alive,
+        "server_log_tail": server_log if tally.errors or not alive else [],
         "memory": memory,
         "rss_samples_kib": [[round(t, 1), r] for t, r in samples],
     }
