@@ -71,6 +71,7 @@ async def opened(
     statement_timeout_ms: int = 5000,
     clock: Clock = system_clock,
     group_commit: bool = True,
+    acquire_timeout: float = 10.0,
 ) -> AsyncIterator[PostgresStore]:
     settings = Settings(
         database_url=url,
@@ -79,7 +80,12 @@ async def opened(
         statement_timeout_ms=statement_timeout_ms,
     )
     store = PostgresStore(
-        url, settings=settings, limits=limits, clock=clock, group_commit=group_commit
+        url,
+        settings=settings,
+        limits=limits,
+        clock=clock,
+        group_commit=group_commit,
+        acquire_timeout=acquire_timeout,
     )
     await store.open()
     try:
@@ -356,6 +362,29 @@ async def test_lock_wait_timeout_is_overloaded_and_writes_nothing(migrated: str)
             await blocker.close()
         assert (await store.set(NS, "a", b"3")).revision == 2
         assert await revisions(migrated) == [1, 2]
+
+
+async def test_an_exhausted_pool_is_overloaded_not_unreachable(migrated: str) -> None:
+    async with opened(migrated, pool_min=1, pool_max=1, acquire_timeout=0.3) as store:
+        await store.set(NS, "a", b"1")
+        blocker = await asyncpg.connect(migrated)
+        try:
+            # The only connection is busy with a write waiting for a row lock held elsewhere.
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM namespaces WHERE name = $1 FOR UPDATE", NS)
+            stuck = asyncio.create_task(store.set(NS, "a", b"2"))
+            await asyncio.sleep(0.2)
+            with pytest.raises(Unavailable, match="overloaded: no connection") as caught:
+                await asyncio.wait_for(store.get(NS, "a"), HANG_GUARD)
+            assert caught.value.status == 503 and "unreachable" not in str(caught.value)
+            await tx.rollback()
+            assert (await asyncio.wait_for(stuck, HANG_GUARD)).revision == 2
+        finally:
+            await blocker.close()
+        # The connection came back: reads are served again.
+        item = await store.get(NS, "a")
+        assert item is not None and item.value == b"2"
 
 
 async def test_store_recovers_at_once_after_its_connections_are_cut(migrated: str) -> None:

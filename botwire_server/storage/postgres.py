@@ -77,6 +77,7 @@ from .base import (
     to_micros,
 )
 from .migrations import migration_files
+from .postgres_pool import Lender, PoolExhausted
 
 T = TypeVar("T")
 Work = Callable[[Any], Awaitable[T]]
@@ -164,10 +165,6 @@ class _CommitLost(Exception):
     """The connection dropped during COMMIT: the write may or may not have been applied."""
 
 
-class _PoolExhausted(Exception):
-    """Every pooled connection stayed busy for the whole acquire timeout."""
-
-
 def _never_sent(exc: BaseException) -> bool:
     """asyncpg refused to send the statement at all (the connection was already known dead), so
     nothing can have been applied and a retry on a fresh connection is safe."""
@@ -209,12 +206,12 @@ def _translate(exc: BaseException, *, statement_timeout_ms: int) -> BaseExceptio
             "The connection to PostgreSQL was lost while committing; the write may or may not "
             "have been applied. Re-read the key before retrying."
         )
-    if isinstance(exc, _PoolExhausted | asyncpg.LockNotAvailableError):
+    if isinstance(exc, PoolExhausted | asyncpg.LockNotAvailableError):
         return Unavailable(
             "The database is overloaded: "
             + (
                 "no connection to PostgreSQL came free in time"
-                if isinstance(exc, _PoolExhausted)
+                if isinstance(exc, PoolExhausted)
                 else "the namespace stayed locked by other servers' writes for too long"
             )
             + "; nothing was written. Retry in a moment."
@@ -290,6 +287,7 @@ class PostgresStore(Store):
         self.acquire_timeout = acquire_timeout
         self.group_commit = group_commit
         self._pool: Any = None
+        self._lender: Lender | None = None
         # Group commit: writes waiting for their namespace, and the task committing them.
         self._queues: dict[str, list[_Queued | _Plain]] = {}
         self._committers: dict[str, asyncio.Task[None]] = {}
@@ -373,14 +371,18 @@ class PostgresStore(Store):
             )
         except Exception as exc:
             raise self._translate(exc) from exc
+        self._lender = Lender(self._pool, acquire_timeout=self.acquire_timeout)
 
     async def close(self) -> None:
         # Queued writes are finished, not dropped: their callers are waiting for an answer.
         if self._committers:
             await asyncio.gather(*self._committers.values(), return_exceptions=True)
         pool, self._pool = self._pool, None
+        lender, self._lender = self._lender, None
         if pool is None:
             return
+        if lender is not None:
+            await lender.close()
         try:
             # Waits for operations in flight to release their connections.
             await asyncio.wait_for(pool.close(), self.settings.shutdown_timeout)
@@ -408,28 +410,29 @@ class PostgresStore(Store):
         retrying once on a fresh connection when the connection died before COMMIT.
         ``commits``: ``work`` is one statement that writes and commits on its own (no
         transaction), so a connection lost once it was sent may have applied it."""
-        pool = self._pool
-        if pool is None:
+        lender = self._lender
+        if lender is None:
             raise Unavailable("The PostgreSQL store is not open.", code="shutting_down")
         for attempt in (1, 2):
             committing = False
             try:
-                try:
-                    conn = await pool.acquire(timeout=self.acquire_timeout)
-                except TimeoutError:
-                    if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
-                        raise _PoolExhausted() from None
-                    raise
+                conn = await lender.lend()
+                broken = True
                 try:
                     if not transaction:
                         committing = commits
-                        return await work(conn)
-                    async with conn.transaction(isolation=isolation, readonly=readonly):
                         result = await work(conn)
-                        committing = True
+                    else:
+                        async with conn.transaction(isolation=isolation, readonly=readonly):
+                            result = await work(conn)
+                            committing = True
+                    broken = False
                     return result
+                except BotWireServerError:
+                    broken = False
+                    raise
                 finally:
-                    await pool.release(conn)
+                    await lender.give_back(conn, broken=broken)
             except BotWireServerError:
                 raise
             except Exception as exc:
@@ -438,7 +441,7 @@ class PostgresStore(Store):
                 if attempt == 1 and _connection_lost(exc):
                     # Every pooled connection probably died with this one (a PostgreSQL
                     # restart, a cut network): replace them all, then retry once.
-                    await pool.expire_connections()
+                    await lender.expire()
                     continue
                 raise self._translate(exc) from exc
         raise AssertionError("unreachable")
