@@ -265,7 +265,15 @@ def _meta_line(results: dict[str, Any]) -> str:
         f"{m['machine']['loadavg_before']} before / {m['machine']['loadavg_after']} after; "
         f"generator {m['generator']}, {o['duration']} s per run, median of {o['repeats']} runs; "
         f"uvicorn loop={m['uvicorn']['loop']} http={m['uvicorn']['http']}"
+        + _source_note(m.get("source"))
     )
+
+
+def _source_note(source: dict[str, Any] | None) -> str:
+    if not source or not source.get("commit"):
+        return ""
+    dirty = " with uncommitted server changes" if source.get("server_modified") else ""
+    return f"; commit {source['commit']}{dirty}"
 
 
 def render_text(results: dict[str, Any]) -> str:

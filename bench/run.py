@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -143,6 +144,23 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _source() -> dict[str, object]:
+    """The commit measured, and whether the server's code differed from it (uncommitted edits)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "botwire_server", "migrations")
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "server_modified": bool(changed)}
+
+
 def server_argv(port: int, db_url: str) -> list[str]:
     return [*botwire_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
 
@@ -208,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpus": os.cpu_count(), "loadavg_before": _loadavg()},
             "uvicorn": _uvicorn_impl(),
             "versions": _versions(),
+            "source": _source(),
         },
         "http": [],
         "scaling": None,

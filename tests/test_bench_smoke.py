@@ -62,6 +62,7 @@ def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
 def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     results, printed = run_bench(tmp_path, "--quick")
     assert results["meta"]["generator"] in {"wrk", "python"}
+    assert set(results["meta"]["source"]) == {"commit", "server_modified"}
     check_http(results, SCENARIOS)
 
     scaling = results["scaling"]
