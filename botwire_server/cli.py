@@ -46,6 +46,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from .http import create_app
+    from .http.protocol import http_protocol
 
     app = create_app(settings)
     lifecycle = app.state.lifecycle
@@ -73,6 +74,7 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         lifespan="on",
         server_header=False,
+        http=http_protocol(),
     )
     server = Server(config)
     server.run()
