@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pg import require_postgres, temp_database_sync
 from reliability_util import Writers, sqlite_checks, verify_acknowledged
 from server_process import ServerProcess
 
@@ -28,18 +29,20 @@ KEYS = [f"k{i}" for i in range(12)]
 NO_QUOTA = {"BOTWIRE_WRITES_PER_DAY": "0"}
 
 
-def run_kill_cycles(tmp_path: Path, cycles: int, seed: int) -> None:
+def run_kill_cycles(db_url: str, cycles: int, seed: int, sqlite_file: Path | None) -> None:
+    """Kill the server ``cycles`` times under write traffic, then check everything it
+    acknowledged. ``sqlite_file``: also check the file itself after every kill."""
     rng = random.Random(seed)
-    db = tmp_path / "botwire.db"
-    with ServerProcess(f"sqlite:///{db}", env=NO_QUOTA) as server:
+    with ServerProcess(db_url, env=NO_QUOTA) as server:
         with Writers(server.url, NAMESPACES, KEYS, threads=16, seed=seed) as writers:
             for cycle in range(cycles):
                 # Let traffic build up, then kill at a random moment of it.
                 writers.wait_for_acks(20)
                 time.sleep(rng.uniform(0.0, 0.8))
                 server.kill()
-                problems = sqlite_checks(db, NAMESPACES)
-                assert not problems, f"after kill {cycle + 1}: {problems}"
+                if sqlite_file is not None:
+                    problems = sqlite_checks(sqlite_file, NAMESPACES)
+                    assert not problems, f"after kill {cycle + 1}: {problems}"
                 server.start()
             writers.wait_for_acks(20)
         assert not writers.unexpected, writers.unexpected[:5]
@@ -53,18 +56,34 @@ def run_kill_cycles(tmp_path: Path, cycles: int, seed: int) -> None:
         )
         assert acked >= 20 * (cycles + 1)
         server.kill()
-    assert not sqlite_checks(db, NAMESPACES)
+    if sqlite_file is not None:
+        assert not sqlite_checks(sqlite_file, NAMESPACES)
+
+
+def run_sqlite_kill_cycles(tmp_path: Path, cycles: int, seed: int) -> None:
+    db = tmp_path / "botwire.db"
+    run_kill_cycles(f"sqlite:///{db}", cycles, seed, db)
 
 
 @pytest.mark.e2e
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    run_kill_cycles(tmp_path, cycles=3, seed=1)
+    run_sqlite_kill_cycles(tmp_path, cycles=3, seed=1)
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_acknowledged_writes_survive_many_sigkills(tmp_path: Path) -> None:
-    run_kill_cycles(tmp_path, cycles=40, seed=2)
+    run_sqlite_kill_cycles(tmp_path, cycles=40, seed=2)
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_acknowledged_writes_survive_sigkill_on_postgres() -> None:
+    """The same on PostgreSQL: the server process dies, the database does not; what matters is
+    that the server never acknowledges a write before PostgreSQL has committed it."""
+    require_postgres()
+    with temp_database_sync() as db:
+        run_kill_cycles(db, cycles=3, seed=4, sqlite_file=None)
 
 
 @pytest.mark.e2e
