@@ -11,6 +11,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..errors import NotFound
 from ..settings import Limits
@@ -20,11 +21,25 @@ from . import body, params, wire
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
-_JSON = "application/json"
+_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
-def _json(content: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(content, headers=headers, media_type=_JSON)
+class JSONBytes(Response):
+    """A 200 JSON response from encoded bytes, its raw headers built directly: the base class
+    derives them from a dict of strings, lower-casing and encoding each one, on every request."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: bytes, etag: str | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = content
+        self.raw_headers = [_CONTENT_TYPE, (b"content-length", b"%d" % len(content))]
+        if etag is not None:
+            self.raw_headers.append((b"etag", etag.encode()))
+
+
+_json = JSONBytes
 
 
 def _store(request: Request) -> Store:
@@ -70,7 +85,7 @@ async def put_item(request: Request) -> Response:
         wire.encode(
             wire.Stored(ns, key, True, result.bytes, result.revision, result.created_revision)
         ),
-        {"ETag": params.etag(result.revision)},
+        params.etag(result.revision),
     )
 
 
@@ -93,7 +108,7 @@ async def get_item(request: Request) -> Response:
                 item.created_revision,
             )
         ),
-        {"ETag": params.etag(item.version)},
+        params.etag(item.version),
     )
 
 
@@ -217,21 +232,28 @@ async def openapi(request: Request) -> Response:
     return _json(request.app.state.openapi)
 
 
-def _methods(handlers: dict[str, Endpoint]) -> Endpoint:
-    """One endpoint per path, so that a wrong method gets a 405 listing every allowed one."""
-    if "GET" in handlers:
-        handlers = {**handlers, "HEAD": handlers["GET"]}
+class _Endpoint:
+    """The ASGI app of one path: the handler for the method, then its response. Errors go to
+    the application's exception handlers, the one place that shapes them; Starlette's
+    ``request_response`` would first pass them through a second, identical layer of the same
+    handlers on every request. One endpoint per path, so that a wrong method gets a 405 listing
+    every allowed one."""
 
-    async def dispatch(request: Request) -> Response:
-        return await handlers[request.method](request)
+    __slots__ = ("handlers",)
 
-    return dispatch
+    def __init__(self, handlers: dict[str, Endpoint]) -> None:
+        if "GET" in handlers:
+            handlers = {**handlers, "HEAD": handlers["GET"]}
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handlers[scope["method"]](Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 def _route(path: str, **handlers: Endpoint) -> Route:
-    if len(handlers) == 1:  # Starlette answers HEAD with the GET endpoint itself
-        return Route(path, next(iter(handlers.values())), methods=list(handlers))
-    return Route(path, _methods(handlers), methods=list(handlers))
+    # An instance, not a function: Starlette mounts it as an ASGI app as it is.
+    return Route(path, _Endpoint(handlers), methods=list(handlers))
 
 
 # The busiest route first: Starlette tries the routes in order.
