@@ -112,6 +112,8 @@ def sqlite_path(url: str) -> Path:
 # Only keys written after a rollback's target can differ from their state at it. Without the
 # hint the planner prefers walking the primary key (keys come out sorted), which reads every
 # event of the namespace instead of only those after the target.
+GET_CURRENT = f"SELECT {CURRENT_COLUMNS} FROM current WHERE namespace = ? AND key = ?"
+
 CHANGED_SINCE = (
     "SELECT key FROM events INDEXED BY events_by_revision WHERE namespace = ? AND revision > ?"
 )
@@ -574,11 +576,12 @@ class SQLiteStore(Store):
     async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
         conn = self._read_conn()
         if as_of is None:
-            with translated(self.path):
-                row = conn.execute(
-                    f"SELECT {CURRENT_COLUMNS} FROM current WHERE namespace = ? AND key = ?",
-                    (namespace, key),
-                ).fetchone()
+            # The busiest read: a constant statement text (sqlite3 caches the prepared
+            # statement by it) and a plain try instead of the translating context manager.
+            try:
+                row = conn.execute(GET_CURRENT, (namespace, key)).fetchone()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
             return current_item(row) if row else None
         with self._snapshot(conn):
             revision = resolve(conn, namespace, ns_row(conn, namespace), as_of)
