@@ -165,16 +165,24 @@ class _CommitLost(Exception):
     """The connection dropped during COMMIT: the write may or may not have been applied."""
 
 
-def _never_sent(exc: BaseException) -> bool:
-    """asyncpg refused to send the statement at all (the connection was already known dead), so
-    nothing can have been applied and a retry on a fresh connection is safe."""
+def _not_applied(exc: BaseException) -> bool:
+    """The failed statement cannot have been applied, so a retry on a fresh connection is safe:
+    asyncpg refused to send it (the connection was already known dead), or PostgreSQL ended the
+    session first."""
     if isinstance(exc, asyncpg.InternalClientError):
         return "in progress" in str(exc)
     if isinstance(exc, asyncpg.InterfaceError):
         return "closed" in str(exc) or "closing" in str(exc)
-    # PostgreSQL answered that it is ending the session (shutdown, crash of another backend):
-    # it aborted the statement's transaction before saying so.
-    return isinstance(exc, asyncpg.AdminShutdownError | asyncpg.CrashShutdownError)
+    # PostgreSQL said it is ending the session (pg_terminate_backend, shutdown, crash of another
+    # backend). A FATAL error aborts the open transaction before it is sent, and one raised
+    # after a commit would follow that statement's completed reply; so the statement was not
+    # applied. asyncpg reports it as the error itself, or as the connection closing with the
+    # server's message attached when the session was ended while idle.
+    if isinstance(exc, asyncpg.AdminShutdownError | asyncpg.CrashShutdownError):
+        return True
+    return isinstance(exc, asyncpg.ConnectionDoesNotExistError) and (
+        "terminating connection" in str(exc)
+    )
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -436,7 +444,7 @@ class PostgresStore(Store):
             except BotWireServerError:
                 raise
             except Exception as exc:
-                if committing and _connection_lost(exc) and not (commits and _never_sent(exc)):
+                if committing and _connection_lost(exc) and not (commits and _not_applied(exc)):
                     raise self._translate(_CommitLost()) from exc
                 if attempt == 1 and _connection_lost(exc):
                     # Every pooled connection probably died with this one (a PostgreSQL
@@ -749,20 +757,25 @@ class PostgresStore(Store):
 
             return await self._read(now)
 
-        async def then(conn: Any) -> Item | None:
-            revision = await self._resolve_read(conn, namespace, as_of)
-            row = await conn.fetchrow(
-                "SELECT key, op, value, revision AS version, created_revision, created_at,"
-                " at AS updated_at FROM events"
-                " WHERE namespace = $1 AND key = $2 AND revision <= $3"
-                " ORDER BY revision DESC LIMIT 1",
-                namespace,
-                key,
-                revision,
-            )
-            return _item(row) if row is not None and row["op"] == SET else None
+        # One statement: the head, the revision meant and the key's event there come from one
+        # snapshot, without a transaction around several statements.
+        moment = as_of
 
-        return await self._read(then, consistent=True)
+        async def then(conn: Any) -> Item | None:
+            row = await conn.fetchrow(queries.GET_AT, namespace, *self._point(moment), key)
+            check_revision(row["rev"], head=row["head"], oldest=row["oldest"])
+            if row["op"] != SET:
+                return None
+            return Item(
+                key,
+                row["value"],
+                row["version"],
+                row["created_revision"],
+                row["created_at"],
+                row["updated_at"],
+            )
+
+        return await self._read(then)
 
     async def list(
         self,
@@ -845,10 +858,19 @@ class PostgresStore(Store):
 
         return await self._read(work)
 
+    @staticmethod
+    def _point(as_of: int | datetime) -> tuple[int | None, int | None]:
+        """The ($2, $3) arguments of queries.RESOLVE and GET_AT: a revision or a time."""
+        if isinstance(as_of, datetime):
+            return None, to_micros(as_of)
+        return as_of, None
+
     async def resolve(self, namespace: str, as_of: int | datetime) -> int:
-        return await self._read(
-            lambda conn: self._resolve_read(conn, namespace, as_of), consistent=True
-        )
+        async def work(conn: Any) -> int:
+            row = await conn.fetchrow(queries.RESOLVE, namespace, *self._point(as_of))
+            return check_revision(row["rev"], head=row["head"], oldest=row["oldest"])
+
+        return await self._read(work)
 
     async def stats(self) -> Stats:
         async def work(conn: Any) -> Stats:

@@ -18,9 +18,19 @@ import asyncio
 from collections import deque
 from typing import Any
 
+import asyncpg
+
 
 class PoolExhausted(Exception):
     """Every connection stayed lent out for the whole acquire timeout."""
+
+
+def _unusable(conn: Any) -> bool:
+    try:
+        return bool(conn.is_closed() or conn.is_in_transaction())
+    except asyncpg.InterfaceError:
+        # asyncpg released it to the pool itself when its connection closed under it.
+        return True
 
 
 class Lender:
@@ -40,7 +50,7 @@ class Lender:
         while True:
             while self._idle:
                 conn = self._idle.pop()
-                if not conn.is_closed():
+                if not _unusable(conn):
                     return conn
                 await self._to_pool(conn)
             if len(self._held) < self.pool.get_max_size():
@@ -89,13 +99,7 @@ class Lender:
                 pass
 
     async def give_back(self, conn: Any, *, broken: bool = False) -> None:
-        if (
-            broken
-            or self._closing
-            or conn.is_closed()
-            or conn.is_in_transaction()
-            or self._held.get(conn) != self._generation
-        ):
+        if broken or self._closing or _unusable(conn) or self._held.get(conn) != self._generation:
             await self._to_pool(conn)
             self._wake(None)
             return
@@ -112,6 +116,7 @@ class Lender:
 
     async def _to_pool(self, conn: Any) -> None:
         self._held.pop(conn, None)
+        # A no-op when asyncpg already took it back (it does when the connection closes).
         await self.pool.release(conn)
 
     async def expire(self) -> None:

@@ -70,6 +70,33 @@ DELETE FROM events e USING keep k
 WHERE e.namespace = $1 AND e.key = k.key
   AND (e.revision < k.revision OR (e.revision = k.revision AND k.op = 2))
 """
+# A point in time resolved in one statement (one snapshot): the namespace's head and compaction
+# floor, and the revision meant: $2 when given, else the last revision committed at or before
+# time $3. The caller checks the revision against the head and floor.
+_RESOLVED = """
+WITH h AS (
+    SELECT coalesce(max(revision), 0) AS head, coalesce(max(oldest_revision), 0) AS oldest
+    FROM namespaces WHERE name = $1
+), r AS (
+    SELECT coalesce($2::bigint, (
+        SELECT revision FROM revisions WHERE namespace = $1 AND at <= $3::bigint
+        ORDER BY at DESC, revision DESC LIMIT 1), 0) AS rev
+)"""
+RESOLVE = _RESOLVED + " SELECT h.head, h.oldest, r.rev FROM h CROSS JOIN r"
+# One key as of a revision or a time, with the resolution above, in one round trip.
+GET_AT = (
+    _RESOLVED
+    + """
+SELECT h.head, h.oldest, r.rev, e.op, e.value, e.version, e.created_revision, e.created_at,
+       e.updated_at
+FROM h CROSS JOIN r
+LEFT JOIN LATERAL (
+    SELECT op, value, revision AS version, created_revision, created_at, at AS updated_at
+    FROM events WHERE namespace = $1 AND key = $4 AND revision <= r.rev
+    ORDER BY revision DESC LIMIT 1
+) e ON true
+"""
+)
 REVISION_AT = """
 SELECT revision FROM revisions WHERE namespace = $1 AND at <= $2
 ORDER BY at DESC, revision DESC LIMIT 1
