@@ -454,12 +454,10 @@ class PostgresStore(Store):
                 raise self._translate(exc) from exc
         raise AssertionError("unreachable")
 
-    async def _read(self, work: Work[T], *, consistent: bool = False) -> T:
-        """A read; ``consistent`` runs it in one REPEATABLE READ snapshot (several statements
-        that must agree, e.g. the head and the events below it)."""
-        if not consistent:
-            return await self._run(work, transaction=False)
-        return await self._run(work, isolation="repeatable_read", readonly=True)
+    async def _read(self, work: Work[T]) -> T:
+        """A read: ONE statement, outside any transaction (a statement sees one snapshot), so
+        one round trip. Reads that must agree with the head resolve it in the same statement."""
+        return await self._run(work, transaction=False)
 
     # -- writes ------------------------------------------------------------------------------
     #
@@ -743,11 +741,6 @@ class PostgresStore(Store):
             return check_revision(revision, head=head, oldest=oldest)
         return check_revision(as_of, head=head, oldest=oldest)
 
-    async def _resolve_read(self, conn: Any, namespace: str, as_of: int | datetime) -> int:
-        row = await conn.fetchrow(queries.READ_HEAD, namespace)
-        head, oldest = (row["revision"], row["oldest_revision"]) if row else (0, 0)
-        return await self._resolve(conn, namespace, as_of, head, oldest)
-
     async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
         if as_of is None:
 
@@ -811,17 +804,24 @@ class PostgresStore(Store):
             return await self._read(now)
 
         # At a revision: walk the keys with one index seek each (a loose index scan, see
-        # queries.LIST_AT), never the whole history.
+        # queries.LIST_AT), never the whole history; the revision is resolved and checked in
+        # the same statement, so in the same snapshot.
         moment = as_of
 
         async def then(conn: Any) -> list[Item]:
-            revision = await self._resolve_read(conn, namespace, moment)
             rows = await conn.fetch(
-                queries.LIST_AT, namespace, after or "", prefix or "", revision, limit
+                queries.LIST_AT,
+                namespace,
+                *self._point(moment),
+                after or "",
+                prefix or "",
+                limit,
             )
-            return [_item(row) for row in rows]
+            (resolved,) = [row for row in rows if row["part"] == 0]
+            check_revision(resolved["rev"], head=resolved["head"], oldest=resolved["oldest"])
+            return [_item(row) for row in rows if row["part"] == 1]
 
-        return await self._read(then, consistent=True)
+        return await self._read(then)
 
     async def history(
         self, namespace: str, key: str, *, before: int | None = None, limit: int = 100

@@ -7,7 +7,6 @@ LOCK_HEAD = """
 SELECT revision, oldest_revision, live_keys, live_bytes, last_at, quota_day, quota_used
 FROM namespaces WHERE name = $1 FOR UPDATE
 """
-READ_HEAD = "SELECT revision, oldest_revision FROM namespaces WHERE name = $1"
 CURRENT = """
 SELECT key, value, version, created_revision, created_at, updated_at
 FROM current WHERE namespace = $1 AND key = $2
@@ -73,8 +72,8 @@ WHERE e.namespace = $1 AND e.key = k.key
 # A point in time resolved in one statement (one snapshot): the namespace's head and compaction
 # floor, and the revision meant: $2 when given, else the last revision committed at or before
 # time $3. The caller checks the revision against the head and floor.
-_RESOLVED = """
-WITH h AS (
+_RESOLVED_CTES = """
+h AS (
     SELECT coalesce(max(revision), 0) AS head, coalesce(max(oldest_revision), 0) AS oldest
     FROM namespaces WHERE name = $1
 ), r AS (
@@ -82,10 +81,11 @@ WITH h AS (
         SELECT revision FROM revisions WHERE namespace = $1 AND at <= $3::bigint
         ORDER BY at DESC, revision DESC LIMIT 1), 0) AS rev
 )"""
-RESOLVE = _RESOLVED + " SELECT h.head, h.oldest, r.rev FROM h CROSS JOIN r"
+RESOLVE = "WITH" + _RESOLVED_CTES + " SELECT h.head, h.oldest, r.rev FROM h CROSS JOIN r"
 # One key as of a revision or a time, with the resolution above, in one round trip.
 GET_AT = (
-    _RESOLVED
+    "WITH"
+    + _RESOLVED_CTES
     + """
 SELECT h.head, h.oldest, r.rev, e.op, e.value, e.version, e.created_revision, e.created_at,
        e.updated_at
@@ -101,30 +101,39 @@ REVISION_AT = """
 SELECT revision FROM revisions WHERE namespace = $1 AND at <= $2
 ORDER BY at DESC, revision DESC LIMIT 1
 """
-# The keys present at revision $4, in key order, after $2, starting with $3 ('' = any), at most
-# $5. A recursive CTE steps from one key to the next with one index seek (PostgreSQL has no
-# skip scan of its own), and the LATERAL join seeks each key's last event at or before $4, so
-# a page costs about two seeks per key visited, whatever the length of the history. The CTE is
-# evaluated lazily as the LIMIT pulls rows, in key order, so the walk stops with the page.
-LIST_AT = """
-WITH RECURSIVE keys(key) AS (
+# The keys present at the resolved revision (see _RESOLVED_CTES: $2 or the time $3), in key
+# order, after $4, starting with $5 ('' = any), at most $6, in one statement: one row with the
+# resolution (part 0), then the items (part 1). A recursive CTE steps from one key to the next
+# with one index seek (PostgreSQL has no skip scan of its own), and the LATERAL join seeks each
+# key's last event at or before the revision, so a page costs about two seeks per key visited,
+# whatever the length of the history. The CTE is evaluated lazily as the LIMIT pulls rows, in
+# key order, so the walk stops with the page.
+LIST_AT = (
+    "WITH RECURSIVE"
+    + _RESOLVED_CTES
+    + """, keys(key) AS (
     (SELECT key FROM events
-     WHERE namespace = $1 AND key > $2 AND key >= $3
+     WHERE namespace = $1 AND key > $4 AND key >= $5
      ORDER BY key LIMIT 1)
     UNION ALL
     SELECT (SELECT e.key FROM events e
             WHERE e.namespace = $1 AND e.key > keys.key
             ORDER BY e.key LIMIT 1)
-    FROM keys WHERE keys.key IS NOT NULL AND starts_with(keys.key, $3)
+    FROM keys WHERE keys.key IS NOT NULL AND starts_with(keys.key, $5)
 )
-SELECT k.key, t.value, t.revision AS version, t.created_revision, t.created_at,
-       t.at AS updated_at
+SELECT 0 AS part, h.head, h.oldest, r.rev, NULL::text AS key, NULL::bytea AS value,
+       NULL::bigint AS version, NULL::bigint AS created_revision, NULL::bigint AS created_at,
+       NULL::bigint AS updated_at
+FROM h CROSS JOIN r
+UNION ALL
+(SELECT 1, NULL, NULL, NULL, k.key, t.value, t.revision, t.created_revision, t.created_at, t.at
 FROM keys k
 CROSS JOIN LATERAL (
     SELECT op, value, revision, created_revision, created_at, at FROM events e
-    WHERE e.namespace = $1 AND e.key = k.key AND e.revision <= $4
+    WHERE e.namespace = $1 AND e.key = k.key AND e.revision <= (SELECT rev FROM r)
     ORDER BY e.revision DESC LIMIT 1
 ) t
-WHERE k.key IS NOT NULL AND starts_with(k.key, $3) AND t.op = 1
-LIMIT $5
+WHERE k.key IS NOT NULL AND starts_with(k.key, $5) AND t.op = 1
+LIMIT $6)
 """
+)
