@@ -85,13 +85,16 @@ def _history_figures(sizes: Sizes, db: Path, log: Callable[[str], None]) -> dict
                 data, _ = http.ok("GET", f"/memory/{ns}/k?as_of={n // 2 or 1}")
                 if data["version"] != (n // 2 or 1) or data["value"]["n"] != (n // 2 or 1):
                     raise RuntimeError(f"{ns}: unexpected point-in-time read {data}")
-                times = []
-                for _ in range(sizes.samples):
-                    _, t = http.ok("GET", f"/memory/{ns}/k?as_of={rng.randint(1, n)}")
-                    times.append(t)
-                figures["point_in_time"][str(n)] = _latency(times)
-                figures["history_page"][str(n)] = _history_pages(http, ns, n, sizes.samples)
-                log(f"{ns}: as_of {figures['point_in_time'][str(n)]}")
+            # Round-robin over the sizes, so a burst of other load hits each size alike.
+            times: dict[int, list[float]] = {n: [] for n in sizes.versions}
+            for _ in range(sizes.samples):
+                for n in sizes.versions:
+                    _, t = http.ok("GET", f"/memory/pit-{n}/k?as_of={rng.randint(1, n)}")
+                    times[n].append(t)
+            for n in sizes.versions:
+                figures["point_in_time"][str(n)] = _latency(times[n])
+                figures["history_page"][str(n)] = _history_pages(http, f"pit-{n}", n, sizes.samples)
+                log(f"pit-{n}: as_of {figures['point_in_time'][str(n)]}")
         finally:
             http.close()
     figures["point_in_time_store"] = asyncio.run(_store_reads(db, sizes))
@@ -130,16 +133,17 @@ async def _store_reads(db: Path, sizes: Sizes) -> dict[str, Any]:
     rng = random.Random(7)
     figures: dict[str, Any] = {}
     try:
-        for n in sizes.versions:
-            times = []
-            for _ in range(sizes.samples):
+        times: dict[int, list[float]] = {n: [] for n in sizes.versions}
+        for _ in range(sizes.samples):
+            for n in sizes.versions:
                 revision = rng.randint(1, n)
                 start = time.perf_counter()
                 item = await store.get(f"pit-{n}", "k", as_of=revision)
-                times.append(time.perf_counter() - start)
+                times[n].append(time.perf_counter() - start)
                 if item is None or item.version != revision:
                     raise RuntimeError(f"pit-{n}: store read at {revision} gave {item}")
-            figures[str(n)] = _latency(times)
+        for n in sizes.versions:
+            figures[str(n)] = _latency(times[n])
     finally:
         await store.close()
     return figures
