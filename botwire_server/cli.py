@@ -74,6 +74,10 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         lifespan="on",
         server_header=False,
+        # Clients (httpx, the 0.2.1 client included) drop idle connections after 5 s, uvicorn by
+        # default also after 5 s: a request sent on a connection the server is closing at that
+        # moment gets no reply. Keeping idle connections longer than clients do avoids the race.
+        timeout_keep_alive=30,
         http=http_protocol(),
     )
     server = Server(config)
