@@ -364,6 +364,38 @@ async def test_lock_wait_timeout_is_overloaded_and_writes_nothing(migrated: str)
         assert await revisions(migrated) == [1, 2]
 
 
+async def test_gets_waiting_for_a_connection_are_answered_by_grouped_reads(migrated: str) -> None:
+    async with opened(migrated, pool_min=1, pool_max=1) as store:
+        for i in range(0, 40, 2):
+            await store.set(NS, f"k{i}", f"{i}".encode())
+        await store.set("other", "k1", b"other")
+        groups: list[int] = []
+        read_group = store._read_group
+
+        async def counting(group: Any) -> None:
+            groups.append(len(group))
+            await read_group(group)
+
+        store._read_group = counting  # type: ignore[method-assign]
+        # 200 gets at once on one connection: present and missing keys, repeated keys, and the
+        # same key in another namespace.
+        asks = [("other" if i % 7 == 0 else NS, f"k{i % 40}") for i in range(200)]
+        items = await asyncio.wait_for(
+            asyncio.gather(*(store.get(ns, key) for ns, key in asks)), HANG_GUARD
+        )
+        for (ns, key), item in zip(asks, items, strict=True):
+            n = int(key[1:])
+            if ns == "other":
+                expected = b"other" if key == "k1" else None
+            else:
+                expected = f"{n}".encode() if n % 2 == 0 else None
+            assert (item.value if item else None) == expected, (ns, key)
+            if item is not None:
+                assert item.key == key
+        # Most gets went into groups, several keys per statement.
+        assert sum(groups) > 100 and len(groups) < sum(groups)
+
+
 async def test_an_exhausted_pool_is_overloaded_not_unreachable(migrated: str) -> None:
     async with opened(migrated, pool_min=1, pool_max=1, acquire_timeout=0.3) as store:
         await store.set(NS, "a", b"1")

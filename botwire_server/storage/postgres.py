@@ -90,6 +90,10 @@ SET, DELETE = 1, 2
 # Most writes one group commit applies in one statement. A group of sets and deletes is one
 # round trip whatever its size; this bounds how long it holds the namespace row lock.
 MAX_GROUP = 256
+# Most gets one grouped read answers with one statement.
+MAX_READ_GROUP = 128
+# Gets waiting for one grouped read: (namespace, key, the caller's answer).
+GetGroup = list[tuple[str, str, "asyncio.Future[Item | None]"]]
 # Refusal codes of the botwire_write function (migrations/postgres/0002_write_function.sql).
 _WRITTEN, _CONFLICT, _NOT_FOUND, _FULL, _QUOTA = 0, 1, 2, 3, 4
 _OPS = {SET: "set", DELETE: "delete"}
@@ -299,6 +303,9 @@ class PostgresStore(Store):
         # Group commit: writes waiting for their namespace, and the task committing them.
         self._queues: dict[str, list[_Queued | _Plain]] = {}
         self._committers: dict[str, asyncio.Task[None]] = {}
+        # Grouped gets: the group still taking keys while it waits for a connection.
+        self._get_group: GetGroup | None = None
+        self._read_tasks: set[asyncio.Task[None]] = set()  # referenced while they run
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -743,6 +750,9 @@ class PostgresStore(Store):
 
     async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
         if as_of is None:
+            lender = self._lender
+            if lender is not None and not lender.available():
+                return await self._grouped_get(namespace, key)
 
             async def now(conn: Any) -> Item | None:
                 row = await conn.fetchrow(queries.CURRENT, namespace, key)
@@ -857,6 +867,49 @@ class PostgresStore(Store):
             return NamespaceInfo(namespace, *row.values())
 
         return await self._read(work)
+
+    # Grouped gets: while every connection is busy, a get would wait for one, then spend a whole
+    # round trip (mostly system calls) on one key. Instead, gets that arrive meanwhile join one
+    # group, which waits for a connection once and reads all its keys with one statement. A
+    # group's snapshot is taken after each of its gets arrived and before any is answered, so
+    # each still reads the present. With a connection free, a get runs alone, as before.
+
+    async def _grouped_get(self, namespace: str, key: str) -> Item | None:
+        future: asyncio.Future[Item | None] = asyncio.get_running_loop().create_future()
+        group = self._get_group
+        if group is None or len(group) >= MAX_READ_GROUP:
+            group = self._get_group = []
+            # A task of its own: a caller that goes away cancels only its own wait.
+            task = asyncio.create_task(self._read_group(group))
+            self._read_tasks.add(task)
+            task.add_done_callback(self._read_tasks.discard)
+        group.append((namespace, key, future))
+        return await future
+
+    async def _read_group(self, group: GetGroup) -> None:
+        async def work(conn: Any) -> list[Any]:
+            # The connection is ours: the group takes no more keys.
+            if self._get_group is group:
+                self._get_group = None
+            return list(
+                await conn.fetch(queries.CURRENT_MANY, [g[0] for g in group], [g[1] for g in group])
+            )
+
+        try:
+            rows = await self._read(work)
+        except Exception as exc:
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            if self._get_group is group:
+                self._get_group = None
+        found = {row["i"]: row for row in rows}
+        for i, (_, _, future) in enumerate(group, start=1):
+            if not future.done():
+                row = found.get(i)
+                future.set_result(_item(row) if row is not None else None)
 
     @staticmethod
     def _point(as_of: int | datetime) -> tuple[int | None, int | None]:

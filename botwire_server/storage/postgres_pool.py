@@ -46,6 +46,10 @@ class Lender:
         self._generation = 0
         self._closing = False
 
+    def available(self) -> bool:
+        """A connection can be lent without waiting for one to come back."""
+        return bool(self._idle) or len(self._held) < self.pool.get_max_size()
+
     async def lend(self) -> Any:
         while True:
             while self._idle:

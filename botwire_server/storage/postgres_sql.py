@@ -11,6 +11,13 @@ CURRENT = """
 SELECT key, value, version, created_revision, created_at, updated_at
 FROM current WHERE namespace = $1 AND key = $2
 """
+# Present values of several keys (a group of concurrent gets), in one statement; ``i`` is the
+# 1-based position of the key in the arrays. Keys that do not exist return no row.
+CURRENT_MANY = """
+SELECT k.i, c.key, c.value, c.version, c.created_revision, c.created_at, c.updated_at
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(namespace, key, i)
+JOIN current c ON c.namespace = k.namespace AND c.key = k.key
+"""
 # A group of sets and deletes to one namespace, locked, checked and written in one call (one
 # round trip); one result row per write, in order. See migrations/postgres/0002_write_function.sql.
 WRITE = "SELECT * FROM botwire_write($1, $2, $3, $4, $5::smallint[], $6, $7, $8, $9)"
