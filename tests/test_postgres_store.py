@@ -37,7 +37,9 @@ from botwire_server.errors import (
 from botwire_server.settings import Limits, Settings
 from botwire_server.storage.base import Clock, system_clock, to_micros
 from botwire_server.storage.migrations import migration_files
-from botwire_server.storage.postgres import PostgresStore, _translate
+from botwire_server.storage.postgres import PostgresStore
+from botwire_server.storage.postgres_errors import translate
+from botwire_server.storage.postgres_pool import PoolExhausted
 
 pytestmark = pytest.mark.postgres
 
@@ -549,24 +551,32 @@ async def test_read_only_database_is_unavailable_and_writes_nothing(migrated: st
 
 
 @pytest.mark.parametrize(
-    ("raised", "expected", "code"),
+    ("raised", "expected", "code", "says"),
     [
-        (lambda: asyncpg.DiskFullError("could not extend file"), DiskFull, "disk_full"),
-        (lambda: asyncpg.TooManyConnectionsError("too many"), Unavailable, "database_unavailable"),
-        (lambda: asyncpg.QueryCanceledError("timeout"), Unavailable, "database_unavailable"),
-        (lambda: asyncpg.AdminShutdownError("terminating"), Unavailable, "database_unavailable"),
-        (lambda: ConnectionRefusedError(111, "refused"), Unavailable, "database_unavailable"),
-        (lambda: TimeoutError(), Unavailable, "database_unavailable"),
+        (lambda: asyncpg.DiskFullError("could not extend file"), DiskFull, "disk_full", "full"),
+        (lambda: asyncpg.TooManyConnectionsError("x"), Unavailable, "database_unavailable", "too"),
+        (
+            lambda: asyncpg.QueryCanceledError("timeout"),
+            Unavailable,
+            "database_unavailable",
+            "statement timeout",
+        ),
+        (lambda: asyncpg.LockNotAvailableError("x"), Unavailable, "database_unavailable", "overl"),
+        (lambda: PoolExhausted(), Unavailable, "database_unavailable", "overloaded"),
+        (lambda: asyncpg.AdminShutdownError("x"), Unavailable, "database_unavailable", "unreach"),
+        (lambda: ConnectionRefusedError(111, "x"), Unavailable, "database_unavailable", "unreach"),
+        (lambda: TimeoutError(), Unavailable, "database_unavailable", "unreachable"),
     ],
 )
 def test_driver_errors_translate_in_one_place(
-    raised: Callable[[], BaseException], expected: type[Exception], code: str
+    raised: Callable[[], BaseException], expected: type[Exception], code: str, says: str
 ) -> None:
-    translated = _translate(raised(), statement_timeout_ms=5000)
+    translated = translate(raised(), statement_timeout_ms=5000)
     assert isinstance(translated, expected)
     assert translated.body()["code"] == code  # type: ignore[attr-defined]
+    assert says in str(translated)
 
 
 def test_programming_errors_are_not_disguised_as_outages() -> None:
     error = asyncpg.UndefinedTableError("relation does not exist")
-    assert _translate(error, statement_timeout_ms=5000) is error
+    assert translate(error, statement_timeout_ms=5000) is error

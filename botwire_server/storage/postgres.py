@@ -30,14 +30,17 @@ namespace" is enforced under the row lock as ``max(now, last_at)``, which also a
 skew between replicas. Run replicas with synchronised clocks (NTP); a replica whose clock runs
 ahead drags the namespace's commit times forward, never backward.
 
-Failures. Driver and OS errors are translated in exactly one place (``_translate``):
-unreachable, lost or refused connections, timeouts and statement timeouts become
-``Unavailable`` (503), a full disk ``DiskFull`` (507). Connects and pool acquisition have short
-timeouts so that requests fail fast during an outage. When a connection turns out to be dead
-before anything was committed, the pool's connections are expired and the operation is retried
-once on a fresh connection, so the first requests after PostgreSQL comes back succeed instead of
-each meeting one dead pooled connection. A connection lost during COMMIT is not retried: the
-write may have been applied, and the error says so.
+Failures. Driver and OS errors are translated in exactly one place
+(``postgres_errors.translate``): unreachable, lost or refused connections, timeouts and statement
+timeouts become ``Unavailable`` (503), a full disk ``DiskFull`` (507); a lock wait past
+``lock_timeout`` or no free connection within the acquire timeout become ``Unavailable`` that
+says "overloaded", never "unreachable". Connects and pool acquisition have short timeouts so
+that requests fail fast during an outage. When a connection turns out to be dead before anything
+was committed, the pool's connections are expired and the operation is retried once on a fresh
+connection, so the first requests after PostgreSQL comes back succeed instead of each meeting
+one dead pooled connection. A connection lost during COMMIT (or while a write statement, which
+commits by itself, was running) is not retried: the write may have been applied, and the error
+says so.
 """
 
 from __future__ import annotations
@@ -45,13 +48,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
-from ..errors import BotWireServerError, DiskFull, NotFound, Unavailable
+from ..errors import BotWireServerError, NotFound, Unavailable
 from ..settings import Limits, Settings
 from . import postgres_sql as queries
 from .base import (
@@ -77,7 +79,9 @@ from .base import (
     to_micros,
 )
 from .migrations import migration_files
-from .postgres_pool import Lender, PoolExhausted
+from .postgres_errors import CommitLost, connection_lost, not_applied, translate
+from .postgres_groups import GetGroup, Head, Outcome, Pending, Plain, Queued, WriteWork
+from .postgres_pool import Lender
 
 T = TypeVar("T")
 Work = Callable[[Any], Awaitable[T]]
@@ -92,172 +96,9 @@ SET, DELETE = 1, 2
 MAX_GROUP = 256
 # Most gets one grouped read answers with one statement.
 MAX_READ_GROUP = 128
-# Gets waiting for one grouped read: (namespace, key, the caller's answer).
-GetGroup = list[tuple[str, str, "asyncio.Future[Item | None]"]]
 # Refusal codes of the botwire_write function (migrations/postgres/0002_write_function.sql).
 _WRITTEN, _CONFLICT, _NOT_FOUND, _FULL, _QUOTA = 0, 1, 2, 3, 4
 _OPS = {SET: "set", DELETE: "delete"}
-
-
-@dataclass(slots=True)
-class _Head:
-    """A namespace row, read under its lock."""
-
-    revision: int = 0
-    oldest: int = 0
-    live_keys: int = 0
-    live_bytes: int = 0
-    last_at: int = 0
-    quota_day: int = -1
-    quota_used: int = 0
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One key of a commit: the event to append and the key's current row before it."""
-
-    key: str
-    op: int
-    value: bytes | None
-    old: Any  # asyncpg Record of ``current`` or None
-
-
-WriteWork = Callable[[Any, "_Head"], Awaitable[Any]]
-
-
-@dataclass(slots=True)
-class _Queued:
-    """A write waiting for its namespace's next group commit."""
-
-    work: WriteWork
-    creates: bool  # may create the namespace row (a set); others never write to a new one
-    future: asyncio.Future[Any]
-
-
-@dataclass(slots=True)
-class _Plain:
-    """A set or delete waiting for its namespace's next group commit: applied by the
-    ``botwire_write`` function, many in one round trip."""
-
-    op: int
-    key: str
-    value: bytes | None
-    expected: int | None
-    future: asyncio.Future[Any]
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """One write's result or refusal within a group."""
-
-    result: Any
-    error: BotWireServerError | None
-
-    def unwrap(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    def settle(self, future: asyncio.Future[Any]) -> None:
-        if self.error is not None:
-            future.set_exception(self.error)
-        else:
-            future.set_result(self.result)
-
-
-class _CommitLost(Exception):
-    """The connection dropped during COMMIT: the write may or may not have been applied."""
-
-
-def _not_applied(exc: BaseException) -> bool:
-    """The failed statement cannot have been applied, so a retry on a fresh connection is safe:
-    asyncpg refused to send it (the connection was already known dead), or PostgreSQL ended the
-    session first."""
-    if isinstance(exc, asyncpg.InternalClientError):
-        return "in progress" in str(exc)
-    if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc) or "closing" in str(exc)
-    # PostgreSQL said it is ending the session (pg_terminate_backend, shutdown, crash of another
-    # backend). A FATAL error aborts the open transaction before it is sent, and one raised
-    # after a commit would follow that statement's completed reply; so the statement was not
-    # applied. asyncpg reports it as the error itself, or as the connection closing with the
-    # server's message attached when the session was ended while idle.
-    if isinstance(exc, asyncpg.AdminShutdownError | asyncpg.CrashShutdownError):
-        return True
-    return isinstance(exc, asyncpg.ConnectionDoesNotExistError) and (
-        "terminating connection" in str(exc)
-    )
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """The connection (not the statement) failed: a fresh connection may well succeed."""
-    if isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.AdminShutdownError
-        | asyncpg.CrashShutdownError
-        | ConnectionError,
-    ):
-        return True
-    if isinstance(exc, asyncpg.InternalClientError):
-        # A pooled connection that received PostgreSQL's "terminating connection" notice while
-        # idle, but has not yet seen the socket close, refuses the next query this way
-        # ("another operation is in progress"): it is a dead connection.
-        return "in progress" in str(exc)
-    if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc) or "closing" in str(exc)
-    return False
-
-
-def _translate(exc: BaseException, *, statement_timeout_ms: int) -> BaseException:
-    """The one place where driver and OS errors become the storage contract's errors."""
-    if isinstance(exc, BotWireServerError):
-        return exc
-    if isinstance(exc, _CommitLost):
-        return Unavailable(
-            "The connection to PostgreSQL was lost while committing; the write may or may not "
-            "have been applied. Re-read the key before retrying."
-        )
-    if isinstance(exc, PoolExhausted | asyncpg.LockNotAvailableError):
-        return Unavailable(
-            "The database is overloaded: "
-            + (
-                "no connection to PostgreSQL came free in time"
-                if isinstance(exc, PoolExhausted)
-                else "the namespace stayed locked by other servers' writes for too long"
-            )
-            + "; nothing was written. Retry in a moment."
-        )
-    if isinstance(exc, asyncpg.QueryCanceledError):
-        return Unavailable(
-            f"PostgreSQL did not finish within the statement timeout "
-            f"({statement_timeout_ms} ms); nothing was written. Retry later."
-        )
-    if isinstance(exc, asyncpg.DiskFullError):
-        return DiskFull("PostgreSQL's disk is full; nothing was written. Free space and retry.")
-    if isinstance(exc, asyncpg.TooManyConnectionsError):
-        return Unavailable(
-            "PostgreSQL refuses new connections (too many connections). Retry later, or lower "
-            "BOTWIRE_POOL_MAX across the servers sharing the database."
-        )
-    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
-        return Unavailable(
-            "PostgreSQL is read-only here (a standby, or a primary being failed over); nothing "
-            "was written. Retry in a moment."
-        )
-    if isinstance(
-        exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidCatalogNameError
-    ):
-        # Wrong user, password or database name: the server cannot reach its data at all.
-        return Unavailable(f"PostgreSQL refused the connection: {exc}. Check the database URL.")
-    if isinstance(exc, asyncpg.CannotConnectNowError):
-        return Unavailable("PostgreSQL is starting up or shutting down. Retry in a moment.")
-    if _connection_lost(exc) or isinstance(exc, OSError | TimeoutError):
-        return Unavailable(
-            f"PostgreSQL is unreachable (connection refused, lost or timed out: "
-            f"{type(exc).__name__}). Retry in a moment."
-        )
-    return exc
 
 
 async def _reset(conn: Any) -> None:
@@ -301,7 +142,7 @@ class PostgresStore(Store):
         self._pool: Any = None
         self._lender: Lender | None = None
         # Group commit: writes waiting for their namespace, and the task committing them.
-        self._queues: dict[str, list[_Queued | _Plain]] = {}
+        self._queues: dict[str, list[Queued | Plain]] = {}
         self._committers: dict[str, asyncio.Task[None]] = {}
         # Grouped gets: the group still taking keys while it waits for a connection.
         self._get_group: GetGroup | None = None
@@ -410,7 +251,7 @@ class PostgresStore(Store):
     # -- the one place that talks to the pool -----------------------------------------------
 
     def _translate(self, exc: BaseException) -> BaseException:
-        return _translate(exc, statement_timeout_ms=self.settings.statement_timeout_ms)
+        return translate(exc, statement_timeout_ms=self.settings.statement_timeout_ms)
 
     async def _run(
         self,
@@ -451,9 +292,9 @@ class PostgresStore(Store):
             except BotWireServerError:
                 raise
             except Exception as exc:
-                if committing and _connection_lost(exc) and not (commits and _not_applied(exc)):
-                    raise self._translate(_CommitLost()) from exc
-                if attempt == 1 and _connection_lost(exc):
+                if committing and connection_lost(exc) and not (commits and not_applied(exc)):
+                    raise self._translate(CommitLost()) from exc
+                if attempt == 1 and connection_lost(exc):
                     # Every pooled connection probably died with this one (a PostgreSQL
                     # restart, a cut network): replace them all, then retry once.
                     await lender.expire()
@@ -493,14 +334,14 @@ class PostgresStore(Store):
             (outcome,) = await self._run(apply)
             return outcome.unwrap()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(namespace, _Queued(work, creates, future))
+        self._enqueue(namespace, Queued(work, creates, future))
         return await future
 
     async def _write_plain(
         self, namespace: str, op: int, key: str, value: bytes | None, expected: int | None
     ) -> WriteResult:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        plain = _Plain(op, key, value, expected, future)
+        plain = Plain(op, key, value, expected, future)
         if not self.group_commit:
             (outcome,) = await self._apply_plain(namespace, [plain])
             result: WriteResult = outcome.unwrap()
@@ -509,7 +350,7 @@ class PostgresStore(Store):
         result = await future
         return result
 
-    def _enqueue(self, namespace: str, queued: _Queued | _Plain) -> None:
+    def _enqueue(self, namespace: str, queued: Queued | Plain) -> None:
         self._queues.setdefault(namespace, []).append(queued)
         if namespace not in self._committers:
             # A task of its own, not the caller's: a caller that goes away (a client that
@@ -522,7 +363,7 @@ class PostgresStore(Store):
                 # The longest run of plain writes at the head of the queue goes in one
                 # statement; a rollback or compaction goes alone. Arrival order is kept.
                 n = 0
-                while n < len(queue) and n < MAX_GROUP and isinstance(queue[n], _Plain):
+                while n < len(queue) and n < MAX_GROUP and isinstance(queue[n], Plain):
                     n += 1
                 taken = queue[: n or 1]
                 del queue[: n or 1]
@@ -531,10 +372,10 @@ class PostgresStore(Store):
                     continue
                 try:
                     if n:
-                        plains = [q for q in group if isinstance(q, _Plain)]
+                        plains = [q for q in group if isinstance(q, Plain)]
                         outcomes = await self._apply_plain(namespace, plains)
                     else:
-                        works = [q for q in group if isinstance(q, _Queued)]
+                        works = [q for q in group if isinstance(q, Queued)]
                         apply = functools.partial(
                             self._apply,
                             namespace=namespace,
@@ -557,7 +398,7 @@ class PostgresStore(Store):
                 self._queues.pop(namespace, None)
             del self._committers[namespace]
 
-    async def _apply_plain(self, namespace: str, plains: Sequence[_Plain]) -> list[_Outcome]:
+    async def _apply_plain(self, namespace: str, plains: Sequence[Plain]) -> list[Outcome]:
         """Apply a group of sets and deletes with one ``botwire_write`` call (one round trip,
         its own implicit transaction)."""
         limits = self.limits
@@ -577,11 +418,11 @@ class PostgresStore(Store):
         )
         return [self._plain_outcome(namespace, p, row) for p, row in zip(plains, rows, strict=True)]
 
-    def _plain_outcome(self, namespace: str, plain: _Plain, row: Any) -> _Outcome:
+    def _plain_outcome(self, namespace: str, plain: Plain, row: Any) -> Outcome:
         status = row["w_status"]
         if status == _WRITTEN:
             size = len(plain.value) if plain.value is not None else 0
-            return _Outcome(
+            return Outcome(
                 WriteResult(row["w_revision"], row["w_at"], row["w_created"], size), None
             )
         # The refusal is raised by the very checks the other stores use, so that its status,
@@ -607,35 +448,35 @@ class PostgresStore(Store):
                     at=at,
                 )
         except BotWireServerError as exc:
-            return _Outcome(None, exc)
+            return Outcome(None, exc)
         raise AssertionError(f"botwire_write returned an unknown status {status}")
 
     async def _apply(
         self, conn: Any, namespace: str, works: Sequence[WriteWork], creates: bool
-    ) -> list[_Outcome]:
-        head = await self._lock(conn, namespace, create=creates) or _Head()
-        outcomes: list[_Outcome] = []
+    ) -> list[Outcome]:
+        head = await self._lock(conn, namespace, create=creates) or Head()
+        outcomes: list[Outcome] = []
         for work in works:
             try:
-                outcomes.append(_Outcome(await work(conn, head), None))
+                outcomes.append(Outcome(await work(conn, head), None))
             except BotWireServerError as exc:
-                outcomes.append(_Outcome(None, exc))
+                outcomes.append(Outcome(None, exc))
         return outcomes
 
-    async def _lock(self, conn: Any, namespace: str, *, create: bool) -> _Head | None:
+    async def _lock(self, conn: Any, namespace: str, *, create: bool) -> Head | None:
         row = await conn.fetchrow(queries.LOCK_HEAD, namespace)
         if row is None and create:
             await conn.execute(
                 "INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT DO NOTHING", namespace
             )
             row = await conn.fetchrow(queries.LOCK_HEAD, namespace)
-        return None if row is None else _Head(*row.values())
+        return None if row is None else Head(*row.values())
 
-    def _commit_time(self, head: _Head) -> int:
+    def _commit_time(self, head: Head) -> int:
         return max(self.clock(), head.last_at)
 
     async def _append(
-        self, conn: Any, namespace: str, head: _Head, pending: Sequence[_Pending]
+        self, conn: Any, namespace: str, head: Head, pending: Sequence[Pending]
     ) -> tuple[int, int]:
         """Check the namespace's size and quota, then commit ``pending`` as one new revision.
         Returns (revision, at). Call with the namespace row locked."""
@@ -700,11 +541,11 @@ class PostgresStore(Store):
         key: str | None = None,
         dry_run: bool = False,
     ) -> RollbackResult:
-        async def work(conn: Any, head: _Head) -> RollbackResult:
+        async def work(conn: Any, head: Head) -> RollbackResult:
             target = await self._resolve(conn, namespace, to, head.revision, head.oldest)
             sql = queries.ROLLBACK_DIFF.format(key_filter="AND key = $3" if key is not None else "")
             args = (namespace, target, key) if key is not None else (namespace, target)
-            pending: list[_Pending] = []
+            pending: list[Pending] = []
             changes: list[Change] = []
             for row in await conn.fetch(sql, *args):
                 then = row["then_value"] if row["then_op"] == SET else None
@@ -712,7 +553,7 @@ class PostgresStore(Store):
                     continue
                 old = row if row["cur_key"] is not None else None
                 op = SET if then is not None else DELETE
-                pending.append(_Pending(row["key"], op, then, old))
+                pending.append(Pending(row["key"], op, then, old))
                 changes.append(Change(row["key"], _OPS[op], then))  # type: ignore[arg-type]
             if not changes or dry_run:
                 return RollbackResult(head.revision, changes, dry_run)
@@ -723,7 +564,7 @@ class PostgresStore(Store):
         return result
 
     async def compact(self, namespace: str, *, before: int) -> int:
-        async def work(conn: Any, head: _Head) -> int:
+        async def work(conn: Any, head: Head) -> int:
             check_revision(before, head=head.revision, oldest=0)
             if before <= head.oldest:
                 return 0

@@ -1,0 +1,84 @@
+"""The units the PostgreSQL store groups: writes waiting for their namespace's next group
+commit, their outcomes, and gets waiting for a grouped read (see ``postgres.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BotWireServerError
+from .base import Item
+
+# Gets waiting for one grouped read: (namespace, key, the caller's answer).
+GetGroup = list[tuple[str, str, "asyncio.Future[Item | None]"]]
+
+
+@dataclass(slots=True)
+class Head:
+    """A namespace row, read under its lock."""
+
+    revision: int = 0
+    oldest: int = 0
+    live_keys: int = 0
+    live_bytes: int = 0
+    last_at: int = 0
+    quota_day: int = -1
+    quota_used: int = 0
+
+
+@dataclass(slots=True)
+class Pending:
+    """One key of a commit: the event to append and the key's current row before it."""
+
+    key: str
+    op: int
+    value: bytes | None
+    old: Any  # asyncpg Record of ``current`` or None
+
+
+WriteWork = Callable[[Any, "Head"], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class Queued:
+    """A write waiting for its namespace's next group commit."""
+
+    work: WriteWork
+    creates: bool  # may create the namespace row (a set); others never write to a new one
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class Plain:
+    """A set or delete waiting for its namespace's next group commit: applied by the
+    ``botwire_write`` function, many in one round trip."""
+
+    op: int
+    key: str
+    value: bytes | None
+    expected: int | None
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One write's result or refusal within a group."""
+
+    result: Any
+    error: BotWireServerError | None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def settle(self, future: asyncio.Future[Any]) -> None:
+        if self.error is not None:
+            future.set_exception(self.error)
+        else:
+            future.set_result(self.result)
+
+
+__all__ = ["GetGroup", "Head", "Outcome", "Pending", "Plain", "Queued", "WriteWork"]
