@@ -52,7 +52,14 @@ from typing import Literal
 
 import msgspec
 
-from ..errors import FutureRevision, InvalidInput, QuotaExceeded, RevisionCompacted
+from ..errors import (
+    Conflict,
+    FutureRevision,
+    InvalidInput,
+    PayloadTooLarge,
+    QuotaExceeded,
+    RevisionCompacted,
+)
 from ..settings import Limits
 
 AsOf = int | datetime | None
@@ -265,8 +272,6 @@ def check_revision(revision: int, *, head: int, oldest: int) -> int:
 
 
 def check_expected(expected: int | None, current_version: int) -> None:
-    from ..errors import Conflict
-
     if expected is None:
         return
     if expected < 0:
@@ -286,8 +291,6 @@ def quota_after(limits: Limits, *, day: int, quota_day: int, quota_used: int, at
 
 def check_namespace_bytes(limits: Limits, new_total: int, old_total: int) -> None:
     """Refuse a write that grows the namespace past its limit (shrinking is always allowed)."""
-    from ..errors import PayloadTooLarge
-
     if (
         limits.namespace_max_bytes
         and new_total > limits.namespace_max_bytes
@@ -302,8 +305,6 @@ def check_namespace_bytes(limits: Limits, new_total: int, old_total: int) -> Non
 
 
 def check_value_size(limits: Limits, size: int) -> None:
-    from ..errors import PayloadTooLarge
-
     if limits.value_max_bytes and size > limits.value_max_bytes:
         raise PayloadTooLarge(
             f"The value is {size} bytes, over the limit of {limits.value_max_bytes} bytes.",
