@@ -384,18 +384,8 @@ class SQLiteStore(Store):
                     + (created_at, at),
                 )
                 live_keys += 0 if current else 1
-        batch.put(
-            namespace,
-            replace(
-                ns,
-                revision=revision,
-                live_keys=live_keys,
-                live_bytes=live_bytes,
-                last_at=at,
-                quota_day=day,
-                quota_used=used,
-            ),
-        )
+        # The constructor, not dataclasses.replace: 0.2 us instead of 1 us on every write.
+        batch.put(namespace, NsRow(revision, ns.oldest, live_keys, live_bytes, at, day, used))
         return revision, at
 
     @staticmethod
