@@ -7,10 +7,11 @@ re-encoded compactly; that compact form is what the store keeps and what ``bytes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import InvalidInput
 from . import params
@@ -31,26 +32,41 @@ def body_limit(value_max_bytes: int) -> int:
     return value_max_bytes + ENVELOPE_BYTES if value_max_bytes else 0
 
 
-async def read(request: Request, limit: int, value_limit: int | None = None) -> bytes:
+async def read(
+    request: Request,
+    limit: int,
+    value_limit: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
     """The body, refused with 413 past ``limit`` bytes (0 = unlimited). ``value_limit`` names
-    the value limit that ``limit`` derives from, for the error message."""
-    params.check_json_content_type(request.headers)
-    if not limit:
-        return await request.body()
-    length = request.headers.get("content-length")
-    if length is not None:
-        if length.isdigit() and int(length) > limit:
-            raise params.body_too_large(length, limit, value_limit)
-        # The server checks Content-Length against the bytes received.
-        return await request.body()
+    the value limit that ``limit`` derives from, for the error message. ``headers``: the
+    request's, when the caller already has them (``params.headers``)."""
+    if headers is None:
+        headers = params.headers(request.scope)
+    params.check_json_content_type(headers)
+    length = headers.get("content-length")
+    if limit and length is not None and length.isdigit() and int(length) > limit:
+        raise params.body_too_large(length, limit, value_limit)
+    # The messages straight from ``receive``: a body with a Content-Length arrives in one
+    # message, which is returned as it is (Starlette's ``Request.body`` goes through an async
+    # generator and a join). The server checks Content-Length against the bytes received.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
         size += len(chunk)
-        if size > limit:
+        if limit and size > limit:
             raise params.body_too_large(f"more than {limit}", limit, value_limit)
+        if not more and not chunks:
+            return chunk
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not more:
+            return b"".join(chunks)
 
 
 def decode(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
+from starlette.types import Scope
 
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from .wire import MAX_INT
@@ -129,8 +131,18 @@ def expected_version_query(query: QueryParams) -> int | None:
 # -- conditional headers ---------------------------------------------------------------------
 
 
+def headers(scope: Scope) -> dict[str, str]:
+    """The request headers by name, in one pass. ASGI servers lower-case the names; the first
+    of repeated headers wins, as in Starlette's ``Headers.get``, which scans the whole list on
+    every lookup."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(scope["headers"])
+    }
+
+
 def expected_version(
-    headers: Headers, from_request: int | None, *, allow_none_match: bool
+    headers: Mapping[str, str], from_request: int | None, *, allow_none_match: bool
 ) -> int | None:
     """Merge ``If-Match: "N"`` (version N) and ``If-None-Match: *`` (version 0, PUT only) with
     an ``expected_version`` given in the body or query; they must agree."""
@@ -220,7 +232,7 @@ def revision_cursor(query: QueryParams, kind: str) -> int | None:
 # -- bodies ----------------------------------------------------------------------------------
 
 
-def check_json_content_type(headers: Headers) -> None:
+def check_json_content_type(headers: Mapping[str, str]) -> None:
     """A body must be JSON; a missing Content-Type is taken as JSON."""
     raw = headers.get("content-type")
     if raw is None:

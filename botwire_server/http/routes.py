@@ -75,11 +75,12 @@ async def put_item(request: Request) -> Response:
     ns = params.namespace(request.path_params["ns"])
     key = params.key(request.path_params["key"])
     limits = _limits(request)
-    data = await body.read(request, request.app.state.body_limit, limits.value_max_bytes)
+    headers = params.headers(request.scope)
+    data = await body.read(request, request.app.state.body_limit, limits.value_max_bytes, headers)
     put = body.decode(data, wire.put_decoder)
     value = body.encode_value(put.value, data)
     check_value_size(limits, len(value))
-    expected = params.expected_version(request.headers, put.expected_version, allow_none_match=True)
+    expected = params.expected_version(headers, put.expected_version, allow_none_match=True)
     result = await _store(request).set(ns, key, value, expected_version=expected)
     return _json(
         wire.encode(
