@@ -238,7 +238,7 @@ async def test_point_in_time_reads_use_index_seeks(store: SQLiteStore) -> None:
                 ("ns", "long", 5),
             )
         )
-        assert "SEARCH events USING PRIMARY KEY" in plan
+        assert "SEARCH events USING INDEX events_by_key (namespace=? AND key=?" in plan
         assert "SCAN" not in plan and "TEMP B-TREE" not in plan
 
         def plan_of(sql: str, *params: object) -> str:

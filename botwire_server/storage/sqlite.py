@@ -34,9 +34,11 @@ and scans (``list``, ``history``, ``stats``) run in a worker thread on pooled co
 read uses autocommit statements or a short explicit transaction, so no stale snapshot is ever
 left open.
 
-A point-in-time read never replays the log: the key at ``R`` is one seek on the events primary
-key ``(namespace, key, revision)``; a list at ``R`` walks the distinct keys with next-key seeks
-and does one seek per key; a timestamp becomes a revision through ``revisions_by_time``.
+A point-in-time read never replays the log: the key at ``R`` is one seek on the index
+``events_by_key (namespace, key, revision)`` and one on the event's row; a list at ``R`` walks
+the distinct keys with next-key seeks and does one seek per key; a timestamp becomes a revision
+through ``revisions_by_time``. The events table itself is in commit order (migration 0002): a
+batch's new events share a few pages at its end instead of dirtying one page per key written.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def event_at(
     conn: sqlite3.Connection, namespace: str, key: str, revision: int
 ) -> tuple[int, int, bytes | None, int, int, int] | None:
     """(revision, op, value, created_revision, created_at, at) of the key's newest event at or
-    before ``revision``: one seek on the events primary key."""
+    before ``revision``: one seek on ``events_by_key``, one on the row."""
     row = conn.execute(
         "SELECT revision, op, value, created_revision, created_at, at FROM events"
         " WHERE namespace = ? AND key = ? AND revision <= ? ORDER BY revision DESC LIMIT 1",
