@@ -223,6 +223,16 @@ async def test_reads_see_commits_of_other_connections(store: SQLiteStore) -> Non
     assert [i.value for i in await store.list("ns")] == [b"2"]
 
 
+async def test_page_reads_share_a_bounded_pool_of_connections(store: SQLiteStore) -> None:
+    for i in range(20):
+        await store.set("ns", f"k{i:02}", b"1")
+    # Many page reads at once: each pooled connection keeps its own page cache, so the number
+    # of connections (and with it memory) must stay bounded however many reads are in flight.
+    pages = await asyncio.gather(*(store.list("ns", limit=5) for _ in range(200)))
+    assert all([i.key for i in page] == ["k00", "k01", "k02", "k03", "k04"] for page in pages)
+    assert 1 <= len(store._pool) <= SQLiteStore.READ_THREADS
+
+
 async def test_point_in_time_reads_use_index_seeks(store: SQLiteStore) -> None:
     for i in range(200):
         await store.set("ns", "long", str(i).encode())

@@ -161,6 +161,11 @@ class _Batch:
 
 
 class SQLiteStore(Store):
+    # Page reads (lists, history, snapshots) in worker threads at once. Each pooled connection
+    # keeps its own page cache (up to 2 MiB), so the bound also bounds memory: without it the
+    # pool grew with the number of page reads ever in flight together.
+    READ_THREADS = 4
+
     def __init__(
         self, path: Path | str, *, limits: Limits | None = None, clock: Clock = system_clock
     ) -> None:
@@ -170,6 +175,7 @@ class SQLiteStore(Store):
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # event loop thread only
         self._pool: list[sqlite3.Connection] = []  # idle connections for threaded reads
+        self._read_slots = asyncio.Semaphore(self.READ_THREADS)
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
@@ -229,6 +235,7 @@ class SQLiteStore(Store):
         # batch wait for a free thread.
         self._write_limiter = anyio.CapacityLimiter(1)
         self._wake = asyncio.Event()  # bound to the loop that opens the store
+        self._read_slots = asyncio.Semaphore(self.READ_THREADS)
         self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
@@ -546,24 +553,25 @@ class SQLiteStore(Store):
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         self._read_conn()  # refuse when closed
-        conn = self._pool.pop() if self._pool else None
+        async with self._read_slots:
+            conn = self._pool.pop() if self._pool else None
 
-        def run() -> T:
-            nonlocal conn
-            with translated(self.path):
-                if conn is None:
-                    conn = connect(self.path, writer=False)
-            with self._snapshot(conn):
-                return work(conn)
+            def run() -> T:
+                nonlocal conn
+                with translated(self.path):
+                    if conn is None:
+                        conn = connect(self.path, writer=False)
+                with self._snapshot(conn):
+                    return work(conn)
 
-        try:
-            return await anyio.to_thread.run_sync(run)
-        finally:
-            if conn is not None:
-                if self._reader is None:
-                    conn.close()  # closed meanwhile
-                else:
-                    self._pool.append(conn)
+            try:
+                return await anyio.to_thread.run_sync(run)
+            finally:
+                if conn is not None:
+                    if self._reader is None:
+                        conn.close()  # closed meanwhile
+                    else:
+                        self._pool.append(conn)
 
     async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
         conn = self._read_conn()
