@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidInput
 from ..settings import Settings
 from .base import Store
 
@@ -25,4 +24,4 @@ def create_store(settings: Settings) -> Store:
     return SQLiteStore(sqlite_path(url), limits=settings.limits)
 
 
-__all__ = ["Store", "create_store", "InvalidInput"]
+__all__ = ["Store", "create_store"]
