@@ -12,6 +12,7 @@ One handler (``botwire_server.http.errors``) renders any of them as the canonica
     ├── NotFound (404 not_found; key_not_found, route_not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
     ├── Conflict (409 version_conflict; carries current_version)
+    ├── BatchConflict (409 batch_conflict; carries conflicts: [{index, key, current_version}])
     ├── RevisionCompacted (410 revision_compacted; carries oldest_revision)
     ├── PayloadTooLarge (413 value_too_large, namespace_full)
     ├── UnsupportedMediaType (415 unsupported_media_type)
@@ -80,6 +81,28 @@ class Conflict(BotWireServerError):
             current_version=current,
         )
         self.current_version = current
+
+
+class BatchConflict(BotWireServerError):
+    """A commit's conditions failed: nothing was written. ``conflicts``: (index, key,
+    current_version) of every write whose condition failed, in op order."""
+
+    status = 409
+    default_code = "batch_conflict"
+
+    def __init__(self, conflicts: list[tuple[int, str, int]]) -> None:
+        first = conflicts[0]
+        more = f" and {len(conflicts) - 1} more" if len(conflicts) > 1 else ""
+        now = "does not exist" if first[2] == 0 else f"is at version {first[2]}"
+        super().__init__(
+            f"The batch was not applied: op {first[0]} (key {first[1]!r}) failed its condition "
+            f"(the key {now}){more}. Nothing was written; re-read and retry.",
+            conflicts=[
+                {"index": index, "key": key, "current_version": current}
+                for index, key, current in conflicts
+            ],
+        )
+        self.conflicts = conflicts
 
 
 class RevisionCompacted(BotWireServerError):

@@ -8,15 +8,33 @@ an async context, so setup and teardown sit around the ``yield``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from pathlib import Path
 
 from botwire_server.settings import Limits
-from botwire_server.storage.base import Clock, Store, system_clock
+from botwire_server.storage.base import MICROS, Clock, Store, system_clock, to_micros
 from botwire_server.storage.memory import MemoryStore
 from botwire_server.storage.sqlite import SQLiteStore
 
 BACKENDS: list[str] = ["memory", "sqlite", "postgres"]
+
+
+class FakeClock:
+    """A clock the test moves by hand, in microseconds since the epoch."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = to_micros(start)
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * MICROS)
+
+
+OpenStore = Callable[..., AbstractAsyncContextManager[Store]]
 
 
 @contextlib.asynccontextmanager

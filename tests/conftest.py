@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from backends import BACKENDS, open_store
+from backends import BACKENDS, FakeClock, OpenStore, open_store
 
+from botwire_server.settings import Limits
 from botwire_server.storage.base import Store
 
 
@@ -24,6 +27,33 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """An empty, opened store of every backend in ``tests/backends.py``, default limits."""
     async with open_store(request.param, tmp_path) as opened:
         yield opened
+
+
+@pytest.fixture(params=BACKENDS)
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+    """Open a store of each backend with chosen limits and clock (no limits by default)."""
+    counter = iter(range(1000))
+
+    def make(
+        *, limits: Limits | None = None, clock: FakeClock | None = None
+    ) -> AbstractAsyncContextManager[Store]:
+        directory = tmp_path / f"store{next(counter)}"
+        directory.mkdir()
+        return open_store(
+            request.param,
+            directory,
+            limits=limits or Limits(writes_per_day=0, namespace_max_bytes=0, value_max_bytes=0),
+            clock=clock,
+        )
+
+    return make
+
+
+@pytest.fixture
+async def clocked(make_store: OpenStore) -> AsyncIterator[tuple[Store, FakeClock]]:
+    clock = FakeClock(datetime(2026, 1, 31, 12, 0, tzinfo=UTC))
+    async with make_store(clock=clock) as store:
+        yield store, clock
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,13 +7,10 @@ every real backend must answer identically.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-from backends import BACKENDS, open_store
+from backends import FakeClock, OpenStore
 
 from botwire_server.errors import (
     Conflict,
@@ -32,57 +29,13 @@ from botwire_server.storage.base import (
     Stats,
     Store,
     WriteResult,
-    to_micros,
 )
 
 NS = "ns"
 
 
-class FakeClock:
-    """A clock the test moves by hand, in microseconds since the epoch."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = to_micros(start)
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * MICROS)
-
-
 def dt(micros: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-
-
-OpenStore = Callable[..., AbstractAsyncContextManager[Store]]
-
-
-@pytest.fixture(params=BACKENDS)
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
-    """Open a store of each backend with chosen limits and clock (no limits by default)."""
-    counter = iter(range(1000))
-
-    def make(
-        *, limits: Limits | None = None, clock: FakeClock | None = None
-    ) -> AbstractAsyncContextManager[Store]:
-        directory = tmp_path / f"store{next(counter)}"
-        directory.mkdir()
-        return open_store(
-            request.param,
-            directory,
-            limits=limits or Limits(writes_per_day=0, namespace_max_bytes=0, value_max_bytes=0),
-            clock=clock,
-        )
-
-    return make
-
-
-@pytest.fixture
-async def clocked(make_store: OpenStore) -> AsyncIterator[tuple[Store, FakeClock]]:
-    clock = FakeClock(datetime(2026, 1, 31, 12, 0, tzinfo=UTC))
-    async with make_store(clock=clock) as store:
-        yield store, clock
 
 
 async def snapshot(

@@ -4,10 +4,10 @@ The revision model
 ==================
 
 Each namespace has a *revision*, 0 while it has never been written. Every committed write
-operation (a set, a delete, a rollback) appends its event(s) under the next revision, so
-revisions are gap-free and follow commit order. A key's *version* is the revision of its last
-write; its *created_revision* is the revision that created its current incarnation. A delete
-appends a tombstone and removes the key from the current table; its history stays.
+operation (a set, a delete, a batch, a rollback, an expiry) appends its event(s) under the next
+revision, so revisions are gap-free and follow commit order. A key's *version* is the revision of
+its last write; its *created_revision* is the revision that created its current incarnation. A
+delete appends a tombstone and removes the key from the current table; its history stays.
 
 A worked example, namespace ``ns`` (``at`` is the server's commit time)::
 
@@ -19,43 +19,80 @@ A worked example, namespace ``ns`` (``at`` is the server's commit time)::
     delete b                    4    4: delete b (tombstone)      a=3 (v3,c1)
     set b=5                     5    5: set b=5                   a=3 (v3,c1) b=5 (v5,c5)
     rollback to 2               6    6: set a=1, set b=2          a=1 (v6,c1) b=2 (v6,c5)
+    batch [set c=7 ttl=10s,     7    7: set c=7 (expires at+10s), a=1 (v6,c1) b=2 (v6,c5)
+           check a@6]                                             c=7 (v7,c7, expires)
+    (10 s later, the sweeper)   8    8: expire c                  a=1 (v6,c1) b=2 (v6,c5)
 
     get a as_of=2 -> 1   get b as_of=4 -> absent   history b -> 6 set, 5 set, 4 delete, 2 set
     rollback to 6 (nothing differs) -> writes nothing, result revision 6
 
+One verb writes
+===============
+
+Every write is a ``Write`` value (op, key, value, conditions, TTL) and a store commits a list of
+them for one namespace as ONE revision (``commit``): ``set`` and ``delete`` are one-write commits,
+a batch is a commit of many, a rollback computes its writes under the namespace's lock and
+commits them, and the expiry sweeper commits ``expire`` writes. A new write option is one field
+of ``Write`` plus each backend's storage of it.
+
+The rules of a commit, and where each one lives:
+
+- *Conditions* (``expected_version``; a delete needs the key; a ``check`` writes nothing): all
+  are checked against the state before the commit; any failure refuses the whole commit with
+  ``BatchConflict`` listing every failed write, and nothing is written.
+- *Visibility*: a key with ``expires_at`` is present at time T only while T < ``expires_at``.
+  A current read uses the clock; a read as of revision R uses R's commit time, so point-in-time
+  reads stay exact. An expired key that the sweeper has not yet removed counts as absent for
+  conditions (version 0) and for a new set (which starts a new incarnation).
+- *Commit time*: ``max(now, previous commit time)``: never backwards within a namespace.
+- *created_revision*: kept by a set of a present key, new otherwise.
+- *Limits*: the namespace's live bytes may not grow past ``namespace_max_bytes``; the day's
+  write count (one per set or delete, one per rollback, none for checks or expiries) may not
+  pass ``writes_per_day``. A refused or empty commit counts nothing.
+
+For the in-memory and SQLite stores these rules live in ONE Python function, ``plan_commit``
+below: each backend only reads the rows it needs and stores the plan. PostgreSQL applies the
+same rules inside the database, in the ``botwire_commit`` PL/pgSQL function (migration 0003),
+so that a group of commits costs one round trip; its Python side restates none of them and maps
+the function's refusal codes to the errors raised here, in one place (``postgres._outcome``).
+
 A point-in-time read of key ``k`` at revision ``R`` is one index seek: the event of ``k`` with the
-greatest revision ``<= R``; the key exists at ``R`` when that event is a set. A timestamp ``T``
-reads at the last revision committed at or before ``T`` (0 when none). ``R`` above the head raises
-``FutureRevision``; ``R`` below the namespace's compaction floor raises ``RevisionCompacted``.
+greatest revision ``<= R``; the key exists at ``R`` when that event is a set whose ``expires_at``
+lies after R's commit time. A timestamp ``T`` reads at the last revision committed at or before
+``T`` (0 when none). ``R`` above the head raises ``FutureRevision``; ``R`` below the namespace's
+compaction floor raises ``RevisionCompacted``.
 
 Rollback to ``R`` compares, for every key written after ``R``, its current value with its value at
 ``R`` and appends ONE revision holding a set or a tombstone for each key that differs. Values are
-compared as their stored JSON text: the rollback restores exactly the bytes that were stored.
+compared as their stored JSON text: the rollback restores exactly the bytes that were stored
+(with the expiry they had).
+
+The change feed (``changes``) is part of this contract: every event with a revision in
+``(after, after + limit]``, oldest first, is what watchers, exports and replicas follow. After
+each commit a store calls its listeners (``add_listener``) with the namespace and the new head;
+the PostgreSQL store also calls them for commits made by other server processes.
 
 Values cross this interface as encoded JSON (``bytes``); the store never decodes them.
-Timestamps are integers, microseconds since the Unix epoch, UTC, and never go backwards within
-a namespace (a commit takes ``max(now, previous commit time)``).
-
-Limits (per namespace, 0 = unlimited) are enforced inside the write transaction so they hold
-exactly under any concurrency: at most ``writes_per_day`` committed writes per UTC day (a write
-that changes nothing, or is refused, does not count) and at most ``namespace_max_bytes`` of live
-data, counted as ``len(key) + len(value)`` over the current table.
+Timestamps are integers, microseconds since the Unix epoch, UTC.
 """
 
 from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 
 from ..errors import (
+    BatchConflict,
     Conflict,
     FutureRevision,
     InvalidInput,
+    NotFound,
     PayloadTooLarge,
     QuotaExceeded,
     RevisionCompacted,
@@ -64,10 +101,14 @@ from ..settings import Limits
 
 AsOf = int | datetime | None
 Op = Literal["set", "delete"]
+EventOp = Literal["set", "delete", "expire"]
+WriteOp = Literal["set", "delete", "check", "expire"]
 Clock = Callable[[], int]
+Listener = Callable[[str, int], None]
 
 MICROS = 1_000_000
 DAY_MICROS = 86_400 * MICROS
+MAX_OPS = 1000  # writes in one commit that callers may ask for (a rollback may write more)
 
 
 def system_clock() -> int:
@@ -84,6 +125,7 @@ class Item(msgspec.Struct, frozen=True):
     created_revision: int
     created_at: int
     updated_at: int
+    expires_at: int | None = None
 
     @property
     def size(self) -> int:
@@ -91,13 +133,53 @@ class Item(msgspec.Struct, frozen=True):
 
 
 class Event(msgspec.Struct, frozen=True):
-    """One entry of a key's history. ``value`` is None for a delete."""
+    """One entry of the log. ``value`` is None for a delete or an expiry."""
 
     revision: int
     key: str
-    op: Op
+    op: EventOp
     value: bytes | None
     at: int
+    expires_at: int | None = None
+
+
+class Write(msgspec.Struct, frozen=True, kw_only=True):
+    """One operation of a commit.
+
+    ``op``: ``set`` (``value`` required), ``delete``, ``check`` (writes nothing; its
+    ``expected_version`` must hold) or ``expire`` (removes the key only if its TTL has passed
+    at the commit time and, when given, its version is ``expected_version``; otherwise it is
+    skipped, never a conflict). ``expected_version``: 0 = absent, N = at version N.
+    ``ttl``: microseconds after the commit time at which a set's value expires;
+    ``expires_at``: an absolute expiry instead (a rollback restores one).
+    """
+
+    op: WriteOp
+    key: str
+    value: bytes | None = None
+    expected_version: int | None = None
+    ttl: int | None = None
+    expires_at: int | None = None
+
+
+class Applied(msgspec.Struct, frozen=True):
+    """One write's outcome in a commit. ``version``: the new revision for a set, delete or
+    expiry; for a check (or a skipped expiry) the version it saw (0 = absent)."""
+
+    key: str
+    version: int
+    created_revision: int
+    bytes: int
+    expires_at: int | None = None
+
+
+class Committed(msgspec.Struct, frozen=True):
+    """``revision`` is the new head, or the unchanged head when nothing was written."""
+
+    revision: int
+    at: int
+    results: list[Applied]
+    written: bool
 
 
 class WriteResult(msgspec.Struct, frozen=True):
@@ -107,6 +189,7 @@ class WriteResult(msgspec.Struct, frozen=True):
     at: int
     created_revision: int
     bytes: int
+    expires_at: int | None = None
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -123,6 +206,14 @@ class RollbackResult(msgspec.Struct, frozen=True):
     revision: int
     changes: list[Change]
     dry_run: bool
+
+
+class Changes(msgspec.Struct, frozen=True):
+    """A page of the change feed: the events of revisions ``(after, next_after]``."""
+
+    head: int
+    events: list[Event]
+    next_after: int
 
 
 class NamespaceInfo(msgspec.Struct, frozen=True):
@@ -143,15 +234,16 @@ class Stats(msgspec.Struct, frozen=True):
 class Store(abc.ABC):
     """One event-sourced key-value store. Every backend passes ``tests/test_conformance.py``.
 
-    Names are validated by the caller (the HTTP layer); a store accepts any non-empty string.
-    Errors are those of ``botwire_server.errors``: ``Conflict``, ``QuotaExceeded``,
-    ``PayloadTooLarge`` (code ``namespace_full``), ``FutureRevision``, ``RevisionCompacted``,
-    ``InvalidInput``, ``Unavailable``, ``DiskFull``.
+    Names are validated by the caller (the service layer); a store accepts any non-empty
+    string. Errors are those of ``botwire_server.errors``: ``Conflict``, ``BatchConflict``,
+    ``NotFound``, ``QuotaExceeded``, ``PayloadTooLarge`` (code ``namespace_full``),
+    ``FutureRevision``, ``RevisionCompacted``, ``InvalidInput``, ``Unavailable``, ``DiskFull``.
     """
 
     def __init__(self, *, limits: Limits | None = None, clock: Clock = system_clock) -> None:
         self.limits = limits or Limits()
         self.clock = clock
+        self._listeners: list[Listener] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -171,24 +263,75 @@ class Store(abc.ABC):
     async def ping(self) -> None:
         """Return when the database answers; raise ``Unavailable`` otherwise."""
 
+    # -- commit listeners ----------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(namespace, head)`` after every commit that wrote something (on the
+        event loop; it must not block). Several calls for one revision, or one call for several
+        revisions, are possible: a listener re-reads the feed from where it was."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def notify(self, namespace: str, revision: int) -> None:
+        """Tell the listeners that ``namespace`` reached ``revision``. Backends call it."""
+        for listener in list(self._listeners):
+            listener(namespace, revision)
+
     # -- writes ------------------------------------------------------------------------------
 
+    async def commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
+        """Commit ``writes`` as ONE new revision, all or nothing (see "One verb writes").
+
+        Raises ``BatchConflict`` when a condition fails, ``QuotaExceeded``, ``PayloadTooLarge``;
+        then nothing is written. Commits that write nothing (only checks, skipped expiries)
+        return the unchanged head with ``written=False``."""
+        check_writes(self.limits, writes)
+        committed = await self._commit(namespace, writes)
+        return committed
+
     @abc.abstractmethod
+    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
+        """Backend part of ``commit``: ``writes`` are already checked by ``check_writes``."""
+
     async def set(
-        self, namespace: str, key: str, value: bytes, *, expected_version: int | None = None
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expected_version: int | None = None,
+        ttl: int | None = None,
     ) -> WriteResult:
-        """Append a set event and make ``value`` current.
+        """Append a set event and make ``value`` current (a one-write commit).
 
         ``expected_version``: None writes unconditionally; 0 requires the key to be absent;
         N > 0 requires its version to be N. On mismatch raises ``Conflict`` and writes nothing.
+        ``ttl``: microseconds until the value expires (None: never).
         """
+        write = Write(op="set", key=key, value=value, expected_version=expected_version, ttl=ttl)
+        try:
+            done = await self.commit(namespace, [write])
+        except BatchConflict as exc:
+            raise Conflict(expected_version or 0, exc.conflicts[0][2]) from None
+        return _write_result(done)
 
-    @abc.abstractmethod
     async def delete(
         self, namespace: str, key: str, *, expected_version: int | None = None
     ) -> WriteResult:
         """Append a tombstone. Raises ``NotFound`` when the key is absent (whatever
         ``expected_version`` says), ``Conflict`` on a version mismatch."""
+        write = Write(op="delete", key=key, expected_version=expected_version)
+        try:
+            done = await self.commit(namespace, [write])
+        except BatchConflict as exc:
+            current = exc.conflicts[0][2]
+            if current == 0:
+                raise key_not_found(namespace, key) from None
+            raise Conflict(expected_version or 0, current) from None
+        return _write_result(done)
 
     @abc.abstractmethod
     async def rollback(
@@ -207,11 +350,23 @@ class Store(abc.ABC):
         """Forget history that no read at a revision ``>= before`` needs; reads below ``before``
         then raise ``RevisionCompacted``. Returns the number of events removed."""
 
+    @abc.abstractmethod
+    async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
+        """Up to ``limit`` keys whose TTL has passed by the clock's now, as (namespace, key,
+        version), soonest expiry first. The sweeper commits an ``expire`` write for each."""
+
     # -- reads -------------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
         """The key at ``as_of`` (default: now), or None when absent then."""
+
+    @abc.abstractmethod
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], *, as_of: AsOf = None
+    ) -> tuple[int, dict[str, Item | None]]:
+        """Several keys read at ONE revision (the head, or the one ``as_of`` denotes): that
+        revision and each key's item or None."""
 
     @abc.abstractmethod
     async def list(
@@ -232,6 +387,15 @@ class Store(abc.ABC):
         """Up to ``limit`` events of ``key``, newest first, with revision < ``before``."""
 
     @abc.abstractmethod
+    async def changes(
+        self, namespace: str, *, after: int = 0, limit: int = 100, prefix: str | None = None
+    ) -> Changes:
+        """The change feed: every event with a revision in ``(after, after + limit]`` (capped
+        at the head) whose key starts with ``prefix``, oldest first (by revision, then key).
+        ``next_after`` is the last revision covered. ``after`` below the compaction floor
+        raises ``RevisionCompacted``, above the head ``FutureRevision``."""
+
+    @abc.abstractmethod
     async def info(self, namespace: str) -> NamespaceInfo:
         """The namespace's head revision and live size (all zero when never written)."""
 
@@ -245,6 +409,197 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> Stats:
         """Totals over every namespace: live keys, namespaces holding keys, live bytes."""
+
+
+def _write_result(done: Committed) -> WriteResult:
+    (applied,) = done.results
+    return WriteResult(
+        applied.version, done.at, applied.created_revision, applied.bytes, applied.expires_at
+    )
+
+
+def key_not_found(namespace: str, key: str) -> NotFound:
+    return NotFound(f"Key {key!r} does not exist in namespace {namespace!r}.", code="key_not_found")
+
+
+# -- the rules of a commit (memory and SQLite; PostgreSQL: migrations/postgres/0003) ----------
+
+
+@dataclass(slots=True)
+class NsState:
+    """A namespace's row: head, compaction floor, live size, last commit time, day's writes."""
+
+    revision: int = 0
+    oldest: int = 0
+    live_keys: int = 0
+    live_bytes: int = 0
+    last_at: int = 0
+    quota_day: int = -1
+    quota_used: int = 0
+
+
+class Current(msgspec.Struct, frozen=True):
+    """A key's row in the current table as stored (it may have expired unswept)."""
+
+    value: bytes
+    version: int
+    created_revision: int
+    created_at: int
+    expires_at: int | None = None
+
+
+class Planned(msgspec.Struct, frozen=True):
+    """One event a commit appends, with the key's current row after it (None: removed)."""
+
+    key: str
+    op: EventOp
+    value: bytes | None
+    created_revision: int
+    created_at: int
+    expires_at: int | None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a commit writes: ``events`` under ``revision`` at ``at``, the namespace row after
+    it (``ns``), and each write's outcome. ``events`` empty: nothing to write."""
+
+    revision: int
+    at: int
+    events: list[Planned]
+    ns: NsState
+    results: list[Applied]
+
+    def committed(self) -> Committed:
+        return Committed(self.revision, self.at, self.results, bool(self.events))
+
+
+def visible(expires_at: int | None, moment: int) -> bool:
+    """Whether a value with ``expires_at`` is present at time ``moment``."""
+    return expires_at is None or moment < expires_at
+
+
+def check_writes(limits: Limits, writes: Sequence[Write]) -> None:
+    """The shape of a commit, checked before any backend sees it."""
+    if not writes:
+        raise InvalidInput("A batch needs at least one op.", code="invalid_body")
+    seen: set[str] = set()
+    for index, w in enumerate(writes):
+        if w.key in seen:
+            raise InvalidInput(
+                f"Key {w.key!r} appears more than once in the batch (op {index}); "
+                "a batch may touch each key once.",
+                code="invalid_body",
+            )
+        seen.add(w.key)
+        if w.expected_version is not None and w.expected_version < 0:
+            raise InvalidInput("expected_version is an integer >= 0.", code="invalid_parameter")
+        if w.op == "set":
+            if w.value is None:
+                raise InvalidInput(f"Op {index} (set) needs a value.", code="invalid_body")
+            check_value_size(limits, len(w.value))
+            if w.ttl is not None and w.ttl <= 0:
+                raise InvalidInput("ttl must be a number of seconds > 0.", code="invalid_body")
+        elif w.op == "check" and w.expected_version is None:
+            raise InvalidInput(f"Op {index} (check) needs expected_version.", code="invalid_body")
+
+
+def plan_commit(
+    limits: Limits,
+    ns: NsState,
+    writes: Sequence[Write],
+    current: Mapping[str, Current | None],
+    now: int,
+    *,
+    cost: int | None = None,
+) -> Plan:
+    """Apply the commit rules to ``writes`` given the namespace row ``ns`` and the current
+    rows of their keys. Raises ``BatchConflict``, ``PayloadTooLarge`` or ``QuotaExceeded``
+    before anything is written. ``cost``: writes counted against the daily quota (default:
+    one per set and delete; a rollback counts one)."""
+    at = max(now, ns.last_at)  # commit times never go backwards
+    revision = ns.revision + 1
+    conflicts: list[tuple[int, str, int]] = []
+    for index, w in enumerate(writes):
+        row = current.get(w.key)
+        seen = row.version if row is not None and visible(row.expires_at, at) else 0
+        if w.op == "expire":
+            continue
+        if w.expected_version is not None and w.expected_version != seen:
+            conflicts.append((index, w.key, seen))
+        elif w.op == "delete" and seen == 0:
+            conflicts.append((index, w.key, 0))
+    if conflicts:
+        raise BatchConflict(conflicts)
+
+    live_bytes, live_keys = ns.live_bytes, ns.live_keys
+    events: list[Planned] = []
+    results: list[Applied] = []
+    counted = 0
+    for w in writes:
+        row = current.get(w.key)
+        alive = row is not None and visible(row.expires_at, at)
+        if w.op == "check" or (
+            w.op == "expire"
+            and (
+                row is None
+                or alive
+                or (w.expected_version is not None and w.expected_version != row.version)
+            )
+        ):
+            seen = row.version if row is not None and (alive or w.op == "expire") else 0
+            results.append(Applied(w.key, seen, row.created_revision if alive and row else 0, 0))
+            continue
+        if row is not None:  # the stored row goes, expired or not
+            live_bytes -= entry_bytes(w.key, row.value)
+            live_keys -= 1
+        if w.op == "set":
+            assert w.value is not None
+            live_bytes += entry_bytes(w.key, w.value)
+            live_keys += 1
+            created = (row.created_revision, row.created_at) if alive and row else (revision, at)
+            expires = at + w.ttl if w.ttl is not None else w.expires_at
+            events.append(Planned(w.key, "set", w.value, created[0], created[1], expires))
+            results.append(Applied(w.key, revision, created[0], len(w.value), expires))
+            counted += 1
+        else:
+            assert row is not None
+            events.append(Planned(w.key, w.op, None, row.created_revision, row.created_at, None))
+            results.append(Applied(w.key, revision, row.created_revision, 0))
+            counted += w.op == "delete"
+    if not events:
+        return Plan(ns.revision, at, [], ns, results)
+    check_namespace_bytes(limits, live_bytes, ns.live_bytes)
+    day = at // DAY_MICROS
+    quota_day, used = ns.quota_day, ns.quota_used
+    spend = counted if cost is None else cost
+    if spend:
+        used = quota_after(limits, day=day, quota_day=quota_day, quota_used=used, at=at, cost=spend)
+        quota_day = day
+    after = NsState(revision, ns.oldest, live_keys, live_bytes, at, quota_day, used)
+    return Plan(revision, at, events, after, results)
+
+
+def rollback_writes(
+    keys: Sequence[str],
+    then: Callable[[str], Item | None],
+    now: Callable[[str], Item | None],
+) -> tuple[list[Change], list[Write]]:
+    """The changes and writes that make each key's present state (``now``) its state at the
+    target (``then``); keys whose value already matches are left alone."""
+    changes: list[Change] = []
+    writes: list[Write] = []
+    for key in keys:
+        was, cur = then(key), now(key)
+        if (was.value if was else None) == (cur.value if cur else None):
+            continue
+        if was is None:
+            changes.append(Change(key, "delete", None))
+            writes.append(Write(op="delete", key=key))
+        else:
+            changes.append(Change(key, "set", was.value))
+            writes.append(Write(op="set", key=key, value=was.value, expires_at=was.expires_at))
+    return changes, writes
 
 
 # -- rules every backend shares --------------------------------------------------------------
@@ -280,13 +635,16 @@ def check_expected(expected: int | None, current_version: int) -> None:
         raise Conflict(expected, current_version)
 
 
-def quota_after(limits: Limits, *, day: int, quota_day: int, quota_used: int, at: int) -> int:
-    """The namespace's write count for ``day`` after one more write, or ``QuotaExceeded``."""
+def quota_after(
+    limits: Limits, *, day: int, quota_day: int, quota_used: int, at: int, cost: int = 1
+) -> int:
+    """The namespace's write count for ``day`` after ``cost`` more writes, or
+    ``QuotaExceeded``."""
     used = quota_used if quota_day == day else 0
-    if limits.writes_per_day and used >= limits.writes_per_day:
+    if limits.writes_per_day and used + cost > limits.writes_per_day:
         retry_after = max(1, -(-((day + 1) * DAY_MICROS - at) // MICROS))
         raise QuotaExceeded(limits.writes_per_day, retry_after)
-    return used + 1
+    return used + cost
 
 
 def check_namespace_bytes(limits: Limits, new_total: int, old_total: int) -> None:
@@ -320,3 +678,14 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000.", code="invalid_parameter")
     return limit
+
+
+def check_after(after: int, *, head: int, oldest: int) -> int:
+    """Validate a change feed's ``after`` against the namespace's feed ``[oldest, head]``."""
+    if after < 0:
+        raise InvalidInput("after is a revision >= 0.", code="invalid_parameter")
+    if after > head:
+        raise FutureRevision(after, head)
+    if after < oldest:
+        raise RevisionCompacted(after, oldest)
+    return after

@@ -3,6 +3,7 @@
 It keeps every event in Python lists and answers reads by scanning them, so it is slow for long
 histories and keeps nothing across restarts. Its job is to be obviously right: the conformance
 suite runs against it like any other backend, which makes it an executable specification.
+Writes go through ``base.plan_commit``, the one home of the commit rules outside PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,45 +12,47 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..errors import NotFound
 from .base import (
-    DAY_MICROS,
     AsOf,
-    Change,
+    Changes,
+    Committed,
+    Current,
     Event,
     Item,
     NamespaceInfo,
+    NsState,
+    Plan,
     RollbackResult,
     Stats,
     Store,
-    WriteResult,
-    check_expected,
+    Write,
+    check_after,
     check_limit,
-    check_namespace_bytes,
     check_revision,
-    check_value_size,
-    entry_bytes,
-    quota_after,
+    plan_commit,
+    rollback_writes,
     to_micros,
+    visible,
 )
 
 
 @dataclass
 class _Namespace:
-    revision: int = 0
-    oldest: int = 0
+    state: NsState = field(default_factory=NsState)
     commit_times: list[int] = field(default_factory=list)  # index i: time of revision i + 1
     events: dict[str, list[Event]] = field(default_factory=dict)  # per key, oldest first
-    current: dict[str, Item] = field(default_factory=dict)
-    quota_day: int = -1
-    quota_used: int = 0
+    log: list[Event] = field(default_factory=list)  # every kept event, in commit order
+    current: dict[str, Item] = field(default_factory=dict)  # stored rows, expired or not
     # (key, revision) of a set that compaction made a key's oldest kept event -> the
     # (created_revision, created_at) of its incarnation, whose first event may be gone.
     created_before_floor: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
     @property
-    def live_bytes(self) -> int:
-        return sum(entry_bytes(k, item.value) for k, item in self.current.items())
+    def revision(self) -> int:
+        return self.state.revision
+
+    def time_of(self, revision: int) -> int:
+        return self.commit_times[revision - 1] if revision else 0
 
 
 class MemoryStore(Store):
@@ -71,16 +74,8 @@ class MemoryStore(Store):
     def _ns(self, namespace: str) -> _Namespace:
         return self._namespaces.setdefault(namespace, _Namespace())
 
-    def _commit_time(self, ns: _Namespace) -> int:
-        now = self.clock()
-        return max(now, ns.commit_times[-1]) if ns.commit_times else now
-
-    def _count_write(self, ns: _Namespace, at: int) -> None:
-        day = at // DAY_MICROS
-        ns.quota_used = quota_after(
-            self.limits, day=day, quota_day=ns.quota_day, quota_used=ns.quota_used, at=at
-        )
-        ns.quota_day = day
+    def _peek(self, namespace: str) -> _Namespace:
+        return self._namespaces.get(namespace) or _Namespace()
 
     def _item_at(self, ns: _Namespace, key: str, revision: int) -> Item | None:
         created: Event | None = None
@@ -88,17 +83,25 @@ class MemoryStore(Store):
         for event in ns.events.get(key, []):
             if event.revision > revision:
                 break
-            if event.op == "delete":
+            if event.op != "set":
                 created = None
             elif created is None:
                 created = event
             last = event
-        if last is None or last.op == "delete" or created is None or last.value is None:
+        if last is None or last.op != "set" or created is None or last.value is None:
+            return None
+        if not visible(last.expires_at, ns.time_of(revision)):
             return None
         created_revision, created_at = ns.created_before_floor.get(
             (key, created.revision), (created.revision, created.at)
         )
-        return Item(key, last.value, last.revision, created_revision, created_at, last.at)
+        return Item(
+            key, last.value, last.revision, created_revision, created_at, last.at, last.expires_at
+        )
+
+    def _now_item(self, ns: _Namespace, key: str) -> Item | None:
+        item = ns.current.get(key)
+        return item if item is not None and visible(item.expires_at, self.clock()) else None
 
     def _revision(self, ns: _Namespace, as_of: AsOf) -> int:
         if as_of is None:
@@ -106,61 +109,58 @@ class MemoryStore(Store):
         if isinstance(as_of, datetime):
             moment = to_micros(as_of)
             revision = sum(1 for t in ns.commit_times if t <= moment)
-            return check_revision(revision, head=ns.revision, oldest=ns.oldest)
-        return check_revision(as_of, head=ns.revision, oldest=ns.oldest)
+            return check_revision(revision, head=ns.revision, oldest=ns.state.oldest)
+        return check_revision(as_of, head=ns.revision, oldest=ns.state.oldest)
 
-    def _append(self, ns: _Namespace, changes: Sequence[Change], at: int) -> int:
-        """Commit ``changes`` as one new revision and materialise them."""
-        ns.revision += 1
-        ns.commit_times.append(at)
-        for change in changes:
-            ns.events.setdefault(change.key, []).append(
-                Event(ns.revision, change.key, change.op, change.value, at)
+    def _store(self, namespace: str, ns: _Namespace, plan: Plan) -> Committed:
+        """Write ``plan`` (from ``plan_commit``) into the namespace."""
+        if plan.events:
+            ns.commit_times.append(plan.at)
+            for p in plan.events:
+                event = Event(plan.revision, p.key, p.op, p.value, plan.at, p.expires_at)
+                ns.events.setdefault(p.key, []).append(event)
+                ns.log.append(event)
+                if p.op == "set":
+                    assert p.value is not None
+                    ns.current[p.key] = Item(
+                        p.key,
+                        p.value,
+                        plan.revision,
+                        p.created_revision,
+                        p.created_at,
+                        plan.at,
+                        p.expires_at,
+                    )
+                else:
+                    ns.current.pop(p.key, None)
+            ns.state = plan.ns
+            self.notify(namespace, plan.revision)
+        return plan.committed()
+
+    def _rows(self, ns: _Namespace, keys: Sequence[str]) -> dict[str, Current | None]:
+        rows: dict[str, Current | None] = {}
+        for key in keys:
+            item = ns.current.get(key)
+            rows[key] = (
+                None
+                if item is None
+                else Current(
+                    item.value,
+                    item.version,
+                    item.created_revision,
+                    item.created_at,
+                    item.expires_at,
+                )
             )
-            if change.op == "delete":
-                ns.current.pop(change.key, None)
-            else:
-                assert change.value is not None
-                old = ns.current.get(change.key)
-                created_rev, created_at = (
-                    (old.created_revision, old.created_at) if old else (ns.revision, at)
-                )
-                ns.current[change.key] = Item(
-                    change.key, change.value, ns.revision, created_rev, created_at, at
-                )
-        return ns.revision
+        return rows
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def set(
-        self, namespace: str, key: str, value: bytes, *, expected_version: int | None = None
-    ) -> WriteResult:
-        check_value_size(self.limits, len(value))
+    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
         ns = self._ns(namespace)
-        old = ns.current.get(key)
-        check_expected(expected_version, old.version if old else 0)
-        before = ns.live_bytes
-        after = before - (entry_bytes(key, old.value) if old else 0) + entry_bytes(key, value)
-        check_namespace_bytes(self.limits, after, before)
-        at = self._commit_time(ns)
-        self._count_write(ns, at)
-        revision = self._append(ns, [Change(key, "set", value)], at)
-        return WriteResult(revision, at, ns.current[key].created_revision, len(value))
-
-    async def delete(
-        self, namespace: str, key: str, *, expected_version: int | None = None
-    ) -> WriteResult:
-        ns = self._ns(namespace)
-        old = ns.current.get(key)
-        if old is None:
-            raise NotFound(
-                f"Key {key!r} does not exist in namespace {namespace!r}.", code="key_not_found"
-            )
-        check_expected(expected_version, old.version)
-        at = self._commit_time(ns)
-        self._count_write(ns, at)
-        revision = self._append(ns, [Change(key, "delete", None)], at)
-        return WriteResult(revision, at, old.created_revision, 0)
+        rows = self._rows(ns, [w.key for w in writes])
+        plan = plan_commit(self.limits, ns.state, writes, rows, self.clock())
+        return self._store(namespace, ns, plan)
 
     async def rollback(
         self,
@@ -173,62 +173,79 @@ class MemoryStore(Store):
         ns = self._ns(namespace)
         target = self._revision(ns, to)
         keys = sorted(ns.events) if key is None else [key]
-        changes: list[Change] = []
-        for k in keys:
-            then = self._item_at(ns, k, target)
-            now = ns.current.get(k)
-            if (then.value if then else None) == (now.value if now else None):
-                continue
-            changes.append(Change(k, "set", then.value) if then else Change(k, "delete", None))
+        changes, writes = rollback_writes(
+            keys, lambda k: self._item_at(ns, k, target), lambda k: self._now_item(ns, k)
+        )
         if not changes or dry_run:
             return RollbackResult(ns.revision, changes, dry_run)
-        before = ns.live_bytes
-        after = before
-        for change in changes:
-            old = ns.current.get(change.key)
-            after -= entry_bytes(change.key, old.value) if old else 0
-            after += entry_bytes(change.key, change.value) if change.value is not None else 0
-        check_namespace_bytes(self.limits, after, before)
-        at = self._commit_time(ns)
-        self._count_write(ns, at)
-        return RollbackResult(self._append(ns, changes, at), changes, False)
+        rows = self._rows(ns, [w.key for w in writes])
+        plan = plan_commit(self.limits, ns.state, writes, rows, self.clock(), cost=1)
+        return RollbackResult(self._store(namespace, ns, plan).revision, changes, False)
 
     async def compact(self, namespace: str, *, before: int) -> int:
         ns = self._ns(namespace)
         check_revision(before, head=ns.revision, oldest=0)
-        if before <= ns.oldest:
+        if before <= ns.state.oldest:
             return 0
         removed = 0
         for key, events in list(ns.events.items()):
             # Keep the newest event at or before `before` (it answers reads at `before`) unless
-            # it is a tombstone, and everything after it.
+            # it is a tombstone or an expiry, and everything after it.
             keep_from = 0
             for i, event in enumerate(events):
                 if event.revision <= before:
                     keep_from = i if event.op == "set" else i + 1
             kept = events[keep_from:]
             if kept and keep_from and kept[0].op == "set":
-                first = self._item_at(ns, key, kept[0].revision)
-                assert first is not None
-                ns.created_before_floor[(key, kept[0].revision)] = (
-                    first.created_revision,
-                    first.created_at,
-                )
+                created = self._created(ns, key, kept[0].revision)
+                ns.created_before_floor[(key, kept[0].revision)] = created
             removed += len(events) - len(kept)
             if kept:
                 ns.events[key] = kept
             else:
                 del ns.events[key]
-        ns.oldest = before
+        kept_ids = {(e.key, e.revision) for events in ns.events.values() for e in events}
+        ns.log = [e for e in ns.log if (e.key, e.revision) in kept_ids]
+        ns.state.oldest = before
         return removed
+
+    @staticmethod
+    def _created(ns: _Namespace, key: str, revision: int) -> tuple[int, int]:
+        created: Event | None = None
+        for event in ns.events[key]:
+            if event.revision > revision:
+                break
+            created = None if event.op != "set" else created or event
+        assert created is not None
+        return ns.created_before_floor.get((key, created.revision), (created.revision, created.at))
+
+    async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
+        now = self.clock()
+        due = [
+            (item.expires_at, name, item.key, item.version)
+            for name, ns in self._namespaces.items()
+            for item in ns.current.values()
+            if item.expires_at is not None and item.expires_at <= now
+        ]
+        due.sort()
+        return [(name, key, version) for _, name, key, version in due[:limit]]
 
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item | None:
-        ns = self._namespaces.get(namespace) or _Namespace()
+        ns = self._peek(namespace)
         if as_of is None:
-            return ns.current.get(key)
+            return self._now_item(ns, key)
         return self._item_at(ns, key, self._revision(ns, as_of))
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], *, as_of: AsOf = None
+    ) -> tuple[int, dict[str, Item | None]]:
+        ns = self._peek(namespace)
+        if as_of is None:
+            return ns.revision, {k: self._now_item(ns, k) for k in keys}
+        revision = self._revision(ns, as_of)
+        return revision, {k: self._item_at(ns, k, revision) for k in keys}
 
     async def list(
         self,
@@ -240,7 +257,7 @@ class MemoryStore(Store):
         as_of: AsOf = None,
     ) -> Sequence[Item]:
         check_limit(limit)
-        ns = self._namespaces.get(namespace) or _Namespace()
+        ns = self._peek(namespace)
         revision = self._revision(ns, as_of)
         out: list[Item] = []
         for k in sorted(ns.events):
@@ -248,7 +265,7 @@ class MemoryStore(Store):
                 continue
             if prefix and not k.startswith(prefix):
                 continue
-            item = self._item_at(ns, k, revision)
+            item = self._now_item(ns, k) if as_of is None else self._item_at(ns, k, revision)
             if item is not None:
                 out.append(item)
                 if len(out) == limit:
@@ -259,30 +276,49 @@ class MemoryStore(Store):
         self, namespace: str, key: str, *, before: int | None = None, limit: int = 100
     ) -> Sequence[Event]:
         check_limit(limit)
-        ns = self._namespaces.get(namespace) or _Namespace()
+        ns = self._peek(namespace)
         events = [
             e for e in reversed(ns.events.get(key, [])) if before is None or e.revision < before
         ]
         return events[:limit]
 
+    async def changes(
+        self, namespace: str, *, after: int = 0, limit: int = 100, prefix: str | None = None
+    ) -> Changes:
+        check_limit(limit)
+        ns = self._peek(namespace)
+        check_after(after, head=ns.revision, oldest=ns.state.oldest)
+        upto = min(ns.revision, after + limit)
+        events = [
+            e
+            for e in ns.log
+            if after < e.revision <= upto and (not prefix or e.key.startswith(prefix))
+        ]
+        events.sort(key=lambda e: (e.revision, e.key))
+        return Changes(ns.revision, events, upto)
+
     async def info(self, namespace: str) -> NamespaceInfo:
-        ns = self._namespaces.get(namespace) or _Namespace()
+        ns = self._peek(namespace)
+        state = ns.state
         return NamespaceInfo(
             namespace,
-            ns.revision,
-            len(ns.current),
-            ns.live_bytes,
-            ns.oldest,
+            state.revision,
+            state.live_keys,
+            state.live_bytes,
+            state.oldest,
             ns.commit_times[-1] if ns.commit_times else None,
         )
 
     async def resolve(self, namespace: str, as_of: int | datetime) -> int:
-        return self._revision(self._namespaces.get(namespace) or _Namespace(), as_of)
+        return self._revision(self._peek(namespace), as_of)
 
     async def stats(self) -> Stats:
-        spaces = [ns for ns in self._namespaces.values() if ns.current]
+        spaces = [ns.state for ns in self._namespaces.values() if ns.state.live_keys]
         return Stats(
-            sum(len(ns.current) for ns in spaces),
+            sum(s.live_keys for s in spaces),
             len(spaces),
-            sum(ns.live_bytes for ns in spaces),
+            sum(s.live_bytes for s in spaces),
         )
+
+
+__all__ = ["MemoryStore"]

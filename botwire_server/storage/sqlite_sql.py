@@ -6,15 +6,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 from ..errors import BotWireServerError, DiskFull, Unavailable
-from .base import Item, check_revision, to_micros
-
-SET, DELETE = 1, 2
+from .base import EventOp, Item, NsState, check_revision, to_micros, visible
 
 # -- the one place sqlite3 errors become server errors ------------------------------------------
 
@@ -90,25 +87,20 @@ def split_statements(sql: str) -> list[str]:
 
 # -- rows and the statements both sides share ---------------------------------------------------
 
+SET, DELETE, EXPIRE = 1, 2, 3
+OPS: dict[int, EventOp] = {SET: "set", DELETE: "delete", EXPIRE: "expire"}
+CODES = {name: code for code, name in OPS.items()}
 
-@dataclass(slots=True)
-class NsRow:
-    revision: int = 0
-    oldest: int = 0
-    live_keys: int = 0
-    live_bytes: int = 0
-    last_at: int = 0
-    quota_day: int = -1
-    quota_used: int = 0
+NsRow = NsState  # the namespaces table's row
 
 
-def ns_row(conn: sqlite3.Connection, namespace: str) -> NsRow:
+def ns_row(conn: sqlite3.Connection, namespace: str) -> NsState:
     row = conn.execute(
         "SELECT revision, oldest_revision, live_keys, live_bytes, last_at, quota_day, quota_used"
         " FROM namespaces WHERE name = ?",
         (namespace,),
     ).fetchone()
-    return NsRow(*row) if row else NsRow()
+    return NsState(*row) if row else NsState()
 
 
 # Commit times never go backwards, so the greatest revision committed at or before T is the
@@ -119,7 +111,7 @@ REVISION_AT_TIME = (
 )
 
 
-def resolve(conn: sqlite3.Connection, namespace: str, ns: NsRow, as_of: int | datetime) -> int:
+def resolve(conn: sqlite3.Connection, namespace: str, ns: NsState, as_of: int | datetime) -> int:
     """The revision ``as_of`` denotes in this namespace, checked against its readable range."""
     if isinstance(as_of, datetime):
         row = conn.execute(REVISION_AT_TIME, (namespace, to_micros(as_of))).fetchone()
@@ -129,33 +121,67 @@ def resolve(conn: sqlite3.Connection, namespace: str, ns: NsRow, as_of: int | da
     return check_revision(revision, head=ns.revision, oldest=ns.oldest)
 
 
-def event_at(
-    conn: sqlite3.Connection, namespace: str, key: str, revision: int
-) -> tuple[int, int, bytes | None, int, int, int] | None:
-    """(revision, op, value, created_revision, created_at, at) of the key's newest event at or
-    before ``revision``: one seek on ``events_by_key``, one on the row."""
+def time_of(conn: sqlite3.Connection, namespace: str, revision: int) -> int:
+    """The commit time of ``revision`` (0 for revision 0): the moment TTLs are judged at."""
     row = conn.execute(
-        "SELECT revision, op, value, created_revision, created_at, at FROM events"
+        "SELECT at FROM revisions WHERE namespace = ? AND revision = ?", (namespace, revision)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+EventRow = tuple[int, int, bytes | None, int, int, int, int | None]
+
+
+def event_at(conn: sqlite3.Connection, namespace: str, key: str, revision: int) -> EventRow | None:
+    """(revision, op, value, created_revision, created_at, at, expires_at) of the key's newest
+    event at or before ``revision``: one seek on ``events_by_key``, one on the row."""
+    row = conn.execute(
+        "SELECT revision, op, value, created_revision, created_at, at, expires_at FROM events"
         " WHERE namespace = ? AND key = ? AND revision <= ? ORDER BY revision DESC LIMIT 1",
         (namespace, key, revision),
     ).fetchone()
-    return cast("tuple[int, int, bytes | None, int, int, int] | None", row)
+    return cast("EventRow | None", row)
 
 
-def item_at(conn: sqlite3.Connection, namespace: str, key: str, revision: int) -> Item | None:
+class Moment:
+    """The commit time of one revision, looked up only when a TTL needs it."""
+
+    __slots__ = ("conn", "namespace", "revision", "_at")
+
+    def __init__(self, conn: sqlite3.Connection, namespace: str, revision: int) -> None:
+        self.conn, self.namespace, self.revision = conn, namespace, revision
+        self._at: int | None = None
+
+    def __call__(self) -> int:
+        if self._at is None:
+            self._at = time_of(self.conn, self.namespace, self.revision)
+        return self._at
+
+
+def item_at(
+    conn: sqlite3.Connection,
+    namespace: str,
+    key: str,
+    revision: int,
+    moment: Moment | None = None,
+) -> Item | None:
     event = event_at(conn, namespace, key, revision)
     if event is None or event[1] != SET or event[2] is None:
         return None
-    rev, _, value, created_revision, created_at, at = event
+    rev, _, value, created_revision, created_at, at, expires_at = event
+    if expires_at is not None:
+        moment = moment or Moment(conn, namespace, revision)
+        if not visible(expires_at, moment()):
+            return None
     assert value is not None
-    return Item(key, bytes(value), rev, created_revision, created_at, at)
+    return Item(key, bytes(value), rev, created_revision, created_at, at, expires_at)
 
 
-CURRENT_COLUMNS = "key, value, version, created_revision, created_at, updated_at"
+CURRENT_COLUMNS = "key, value, version, created_revision, created_at, updated_at, expires_at"
 
 
 def current_item(row: tuple[Any, ...]) -> Item:
-    return Item(row[0], bytes(row[1]), row[2], row[3], row[4], row[5])
+    return Item(row[0], bytes(row[1]), row[2], row[3], row[4], row[5], row[6])
 
 
 def prefix_end(prefix: str) -> str | None:
@@ -179,10 +205,14 @@ def list_current(
     strict: bool,
     high: str | None,
     limit: int,
+    now: int,
 ) -> list[Item]:
     op = ">" if strict else ">="
-    sql = f"SELECT {CURRENT_COLUMNS} FROM current WHERE namespace = ? AND key {op} ?"
-    params: list[Any] = [namespace, low]
+    sql = (
+        f"SELECT {CURRENT_COLUMNS} FROM current WHERE namespace = ? AND key {op} ?"
+        " AND (expires_at IS NULL OR expires_at > ?)"
+    )
+    params: list[Any] = [namespace, low, now]
     if high is not None:
         sql += " AND key < ?"
         params.append(high)
@@ -204,6 +234,7 @@ def list_at(
     # at the revision: the cost follows the keys visited, not the length of their histories.
     out: list[Item] = []
     op = ">" if strict else ">="
+    moment = Moment(conn, namespace, revision)
     while len(out) < limit:
         row = conn.execute(
             f"SELECT key FROM events WHERE namespace = ? AND key {op} ? ORDER BY key LIMIT 1",
@@ -212,7 +243,7 @@ def list_at(
         if row is None or (high is not None and row[0] >= high):
             break
         low, op = row[0], ">"
-        item = item_at(conn, namespace, low, revision)
+        item = item_at(conn, namespace, low, revision, moment)
         if item is not None:
             out.append(item)
     return out
