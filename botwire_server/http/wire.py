@@ -85,7 +85,7 @@ class StatsOut(msgspec.Struct):
 
 class EventOut(msgspec.Struct):
     revision: int
-    op: Literal["set", "delete"]
+    op: Literal["set", "delete", "expire"]
     value: msgspec.Raw | None
     at: str
 

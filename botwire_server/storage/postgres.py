@@ -46,6 +46,7 @@ says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -53,34 +54,37 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from ..errors import BotWireServerError, NotFound, Unavailable
+from ..errors import BatchConflict, BotWireServerError, Unavailable
 from ..settings import Limits, Settings
 from . import postgres_sql as queries
 from .base import (
     DAY_MICROS,
+    Applied,
     AsOf,
-    Change,
+    Changes,
     Clock,
+    Committed,
     Event,
+    EventOp,
     Item,
     NamespaceInfo,
     RollbackResult,
     Stats,
     Store,
-    WriteResult,
-    check_expected,
+    Write,
+    check_after,
     check_limit,
     check_namespace_bytes,
     check_revision,
-    check_value_size,
-    entry_bytes,
     quota_after,
+    rollback_writes,
     system_clock,
     to_micros,
+    visible,
 )
 from .migrations import migration_files
 from .postgres_errors import CommitLost, connection_lost, not_applied, translate
-from .postgres_groups import GetGroup, Head, Outcome, Pending, Plain, Queued, WriteWork
+from .postgres_groups import GetGroup, Head, Outcome, Plain, Queued, WriteWork
 from .postgres_pool import Lender
 
 T = TypeVar("T")
@@ -90,15 +94,16 @@ Work = Callable[[Any], Awaitable[T]]
 # once on an empty database apply each migration exactly once.
 MIGRATION_LOCK = 0x626F7477697265
 
-SET, DELETE = 1, 2
+SET, DELETE, EXPIRE, CHECK = 1, 2, 3, 4
+_CODES = {"set": SET, "delete": DELETE, "expire": EXPIRE, "check": CHECK}
 # Most writes one group commit applies in one statement. A group of sets and deletes is one
 # round trip whatever its size; this bounds how long it holds the namespace row lock.
 MAX_GROUP = 256
 # Most gets one grouped read answers with one statement.
 MAX_READ_GROUP = 128
-# Refusal codes of the botwire_write function (migrations/postgres/0002_write_function.sql).
-_WRITTEN, _CONFLICT, _NOT_FOUND, _FULL, _QUOTA = 0, 1, 2, 3, 4
-_OPS = {SET: "set", DELETE: "delete"}
+# Status codes of the botwire_commit function (migrations/postgres/0003_commit_function.sql).
+_DONE, _CONFLICT, _FULL, _QUOTA, _REFUSED = 0, 1, 3, 4, 5
+_OPS: dict[int, EventOp] = {SET: "set", DELETE: "delete", EXPIRE: "expire"}
 
 
 async def _reset(conn: Any) -> None:
@@ -106,6 +111,11 @@ async def _reset(conn: Any) -> None:
     keeps no session state (no SET, LISTEN or session advisory lock on pooled connections)."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
+
+
+def _settle(future: asyncio.Future[None], *_: Any) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _item(row: Any) -> Item:
@@ -116,6 +126,7 @@ def _item(row: Any) -> Item:
         row["created_revision"],
         row["created_at"],
         row["updated_at"],
+        row["expires_at"],
     )
 
 
@@ -147,6 +158,9 @@ class PostgresStore(Store):
         # Grouped gets: the group still taking keys while it waits for a connection.
         self._get_group: GetGroup | None = None
         self._read_tasks: set[asyncio.Task[None]] = set()  # referenced while they run
+        # Commits of other server processes reach the listeners through LISTEN on a
+        # connection of its own (see _listen).
+        self._listen_task: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -228,8 +242,50 @@ class PostgresStore(Store):
         except Exception as exc:
             raise self._translate(exc) from exc
         self._lender = Lender(self._pool, acquire_timeout=self.acquire_timeout)
+        self._listen_task = asyncio.create_task(self._listen(), name="postgres-listen")
+
+    async def _listen(self) -> None:
+        """Relay ``NOTIFY botwire_commits`` (sent by ``botwire_commit`` at every commit, from
+        any server process) to the listeners, reconnecting after any failure. Notifications
+        sent while this connection is down are not replayed: watchers also re-read the feed
+        at every keep-alive, so a lost notification delays an event, never loses it."""
+
+        def relay(conn: Any, pid: int, channel: str, payload: str) -> None:
+            head, _, namespace = payload.partition(" ")
+            self.notify(namespace, int(head))
+
+        delay = 0.1
+        while True:
+            conn: Any = None
+            try:
+                conn = await asyncpg.connect(
+                    self.url,
+                    timeout=self.connect_timeout,
+                    server_settings={"application_name": "botwire-listen"},
+                )
+                lost = asyncio.get_running_loop().create_future()
+                conn.add_termination_listener(functools.partial(_settle, lost))
+                await conn.add_listener("botwire_commits", relay)
+                delay = 0.1
+                await lost
+            except asyncio.CancelledError:
+                if conn is not None:
+                    await asyncio.shield(conn.close(timeout=2))
+                raise
+            except Exception:
+                pass
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listen_task
+            self._listen_task = None
         # Queued writes are finished, not dropped: their callers are waiting for an answer.
         if self._committers:
             await asyncio.gather(*self._committers.values(), return_exceptions=True)
@@ -309,22 +365,23 @@ class PostgresStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
     #
-    # Sets and deletes are applied by the ``botwire_write`` function (migration 0002): one
-    # statement that takes the namespace row lock, checks and writes a whole group, each write
-    # as its own revision, and commits: ONE round trip per group, against BEGIN, lock, a read
-    # and a write per key, COMMIT before. Its checks mirror ``_append`` and ``check_*`` below,
-    # and it returns a refusal code that ``_plain_outcome`` turns into the same error.
+    # Commits (sets, deletes, batches, expiries) are applied by the ``botwire_commit`` function
+    # (migration 0003): one statement that takes the namespace row lock, applies a whole group
+    # of commits, each as one revision or none, with the rules of ``base`` ("One verb
+    # writes"), and commits: ONE round trip per group. ``_outcome`` turns its status codes into
+    # results and errors; nothing here restates a rule.
     #
     # Rollback and compaction (rare, and needing Python between statements) are
     # ``work(conn, head)``: run in a transaction holding the namespace's row lock, with
-    # ``head`` the namespace row as of the previous write. ``work`` raises the contract's errors
-    # (conflict, quota, ...) only before it has written anything.
+    # ``head`` the namespace row. A rollback computes its writes there and commits them through
+    # the same function, inside that transaction.
     #
-    # Group commit: writes to one namespace that arrive while its previous commit is under way
+    # Group commit: commits to one namespace that arrive while its previous group is under way
     # queue up in this process (they hold no connection while they wait) and are applied
     # together, in arrival order; each still gets its own revision, and each caller its own
-    # result or error. A namespace's writes are serialised by the row lock anyway, so a commit
-    # per write would make them wait for each other's flush; measured numbers are in the README.
+    # result or error. A namespace's writes are serialised by the row lock anyway, so a round
+    # trip per commit would make them wait for each other's flush; measured numbers are in the
+    # README.
 
     async def _write(self, namespace: str, work: WriteWork, *, creates: bool = True) -> Any:
         if not self.group_commit:
@@ -337,14 +394,12 @@ class PostgresStore(Store):
         self._enqueue(namespace, Queued(work, creates, future))
         return await future
 
-    async def _write_plain(
-        self, namespace: str, op: int, key: str, value: bytes | None, expected: int | None
-    ) -> WriteResult:
+    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        plain = Plain(op, key, value, expected, future)
+        plain = Plain(writes, future)
         if not self.group_commit:
             (outcome,) = await self._apply_plain(namespace, [plain])
-            result: WriteResult = outcome.unwrap()
+            result: Committed = outcome.unwrap()
             return result
         self._enqueue(namespace, plain)
         result = await future
@@ -360,10 +415,16 @@ class PostgresStore(Store):
     async def _commit_groups(self, namespace: str) -> None:
         try:
             while queue := self._queues.get(namespace):
-                # The longest run of plain writes at the head of the queue goes in one
-                # statement; a rollback or compaction goes alone. Arrival order is kept.
-                n = 0
-                while n < len(queue) and n < MAX_GROUP and isinstance(queue[n], Plain):
+                # The longest run of plain commits at the head of the queue (up to MAX_GROUP
+                # writes) goes in one statement; a rollback or compaction goes alone. Arrival
+                # order is kept.
+                n = size = 0
+                while n < len(queue) and isinstance(queue[n], Plain):
+                    item = queue[n]
+                    assert isinstance(item, Plain)
+                    if n and size + len(item.writes) > MAX_GROUP:
+                        break
+                    size += len(item.writes)
                     n += 1
                 taken = queue[: n or 1]
                 del queue[: n or 1]
@@ -398,58 +459,97 @@ class PostgresStore(Store):
                 self._queues.pop(namespace, None)
             del self._committers[namespace]
 
-    async def _apply_plain(self, namespace: str, plains: Sequence[Plain]) -> list[Outcome]:
-        """Apply a group of sets and deletes with one ``botwire_write`` call (one round trip,
-        its own implicit transaction)."""
+    def _commit_args(
+        self, namespace: str, commits: Sequence[Sequence[Write]], cost: int | None = None
+    ) -> tuple[Any, ...]:
+        """The arguments of ``botwire_commit`` for ``commits`` (see migration 0003)."""
+        writes = [(number, w) for number, ws in enumerate(commits, 1) for w in ws]
         limits = self.limits
-        args = (
+        return (
             namespace,
             self.clock(),
             limits.writes_per_day or 0,
             limits.namespace_max_bytes or 0,
-            [p.op for p in plains],
-            [p.key for p in plains],
-            [p.value for p in plains],
-            [len(p.key.encode()) for p in plains],
-            [p.expected for p in plains],
+            [number for number, _ in writes],
+            [_CODES[w.op] for _, w in writes],
+            [w.key for _, w in writes],
+            [w.value for _, w in writes],
+            [len(w.key.encode()) for _, w in writes],
+            [w.expected_version for _, w in writes],
+            [w.ttl for _, w in writes],
+            [w.expires_at for _, w in writes],
+            [cost] * len(commits),
         )
-        rows = await self._run(
-            lambda conn: conn.fetch(queries.WRITE, *args), transaction=False, commits=True
-        )
-        return [self._plain_outcome(namespace, p, row) for p, row in zip(plains, rows, strict=True)]
 
-    def _plain_outcome(self, namespace: str, plain: Plain, row: Any) -> Outcome:
-        status = row["w_status"]
-        if status == _WRITTEN:
-            size = len(plain.value) if plain.value is not None else 0
-            return Outcome(
-                WriteResult(row["w_revision"], row["w_at"], row["w_created"], size), None
+    async def _apply_plain(self, namespace: str, plains: Sequence[Plain]) -> list[Outcome]:
+        """Apply a group of commits with one ``botwire_commit`` call (one round trip, its own
+        implicit transaction)."""
+        args = self._commit_args(namespace, [p.writes for p in plains])
+        rows = await self._run(
+            lambda conn: conn.fetch(queries.COMMIT, *args), transaction=False, commits=True
+        )
+        outcomes = self._outcomes(namespace, [p.writes for p in plains], rows)
+        self._notify_written(namespace, outcomes)
+        return outcomes
+
+    def _notify_written(self, namespace: str, outcomes: Sequence[Outcome]) -> None:
+        heads = [o.result.revision for o in outcomes if o.error is None and o.result.written]
+        if heads:
+            self.notify(namespace, max(heads))
+
+    def _outcomes(
+        self, namespace: str, commits: Sequence[Sequence[Write]], rows: Sequence[Any]
+    ) -> list[Outcome]:
+        """Each commit's result or error from the function's rows (one per write, in order)."""
+        outcomes: list[Outcome] = []
+        at = 0
+        for writes in commits:
+            mine = rows[at : at + len(writes)]
+            at += len(writes)
+            try:
+                outcomes.append(Outcome(self._outcome(writes, mine), None))
+            except BotWireServerError as exc:
+                outcomes.append(Outcome(None, exc))
+        return outcomes
+
+    def _outcome(self, writes: Sequence[Write], rows: Sequence[Any]) -> Committed:
+        """The one place the function's status codes become results and errors. Refusals are
+        raised by the checks the other stores use, so that their status, code and message
+        are the same."""
+        statuses = {row["w_status"] for row in rows}
+        if _CONFLICT in statuses:
+            raise BatchConflict(
+                [
+                    (index, w.key, row["w_detail"])
+                    for index, (w, row) in enumerate(zip(writes, rows, strict=True))
+                    if row["w_status"] == _CONFLICT
+                ]
             )
-        # The refusal is raised by the very checks the other stores use, so that its status,
-        # code and message are theirs.
-        try:
-            if status == _CONFLICT:
-                check_expected(plain.expected, row["w_detail"])
-            elif status == _NOT_FOUND:
-                raise NotFound(
-                    f"Key {plain.key!r} does not exist in namespace {namespace!r}.",
-                    code="key_not_found",
-                )
-            elif status == _FULL:
-                check_namespace_bytes(self.limits, row["w_detail"], row["w_detail2"])
-            elif status == _QUOTA:
-                at = row["w_at"]
-                day = at // DAY_MICROS
-                quota_after(
-                    self.limits,
-                    day=day,
-                    quota_day=day,
-                    quota_used=self.limits.writes_per_day,
-                    at=at,
-                )
-        except BotWireServerError as exc:
-            return Outcome(None, exc)
-        raise AssertionError(f"botwire_write returned an unknown status {status}")
+        if _FULL in statuses:
+            row = rows[0]
+            check_namespace_bytes(self.limits, row["w_detail"], row["w_detail2"])
+        if _QUOTA in statuses:
+            at = rows[0]["w_at"]
+            day = at // DAY_MICROS
+            quota_after(
+                self.limits, day=day, quota_day=day, quota_used=self.limits.writes_per_day, at=at
+            )
+        if statuses != {_DONE}:
+            raise AssertionError(f"botwire_commit returned the statuses {statuses}")
+        results: list[Applied] = []
+        revision = head = rows[0]["w_revision"]
+        written = False
+        for w, row in zip(writes, rows, strict=True):
+            created = row["w_created"] or 0
+            if row["w_detail"] is None:  # applied
+                written = True
+                revision = row["w_revision"]
+                size = len(w.value) if w.op == "set" and w.value is not None else 0
+                results.append(Applied(w.key, revision, created, size, row["w_expires"]))
+            else:
+                head = row["w_revision"]
+                results.append(Applied(w.key, row["w_detail"], created, 0))
+        return Committed(revision if written else head, rows[0]["w_at"], results, written)
 
     async def _apply(
         self, conn: Any, namespace: str, works: Sequence[WriteWork], creates: bool
@@ -472,67 +572,6 @@ class PostgresStore(Store):
             row = await conn.fetchrow(queries.LOCK_HEAD, namespace)
         return None if row is None else Head(*row.values())
 
-    def _commit_time(self, head: Head) -> int:
-        return max(self.clock(), head.last_at)
-
-    async def _append(
-        self, conn: Any, namespace: str, head: Head, pending: Sequence[Pending]
-    ) -> tuple[int, int]:
-        """Check the namespace's size and quota, then commit ``pending`` as one new revision.
-        Returns (revision, at). Call with the namespace row locked."""
-        live_bytes, live_keys = head.live_bytes, head.live_keys
-        for p in pending:
-            if p.old is not None:
-                live_bytes -= entry_bytes(p.key, p.old["value"])
-                live_keys -= 1
-            if p.op == SET:
-                assert p.value is not None
-                live_bytes += entry_bytes(p.key, p.value)
-                live_keys += 1
-        check_namespace_bytes(self.limits, live_bytes, head.live_bytes)
-        at = self._commit_time(head)
-        day = at // DAY_MICROS
-        used = quota_after(
-            self.limits, day=day, quota_day=head.quota_day, quota_used=head.quota_used, at=at
-        )
-        revision = head.revision + 1
-        created = [
-            (p.old["created_revision"], p.old["created_at"])
-            if p.old is not None and p.op == SET
-            else (revision, at)
-            for p in pending
-        ]
-        await conn.execute(
-            queries.APPEND,
-            namespace,
-            revision,
-            at,
-            [p.key for p in pending],
-            [p.op for p in pending],
-            [p.value for p in pending],
-            [c[0] for c in created],
-            [c[1] for c in created],
-            live_keys,
-            live_bytes,
-            day,
-            used,
-        )
-        head.revision, head.last_at = revision, at
-        head.live_keys, head.live_bytes = live_keys, live_bytes
-        head.quota_day, head.quota_used = day, used
-        return revision, at
-
-    async def set(
-        self, namespace: str, key: str, value: bytes, *, expected_version: int | None = None
-    ) -> WriteResult:
-        check_value_size(self.limits, len(value))
-        return await self._write_plain(namespace, SET, key, value, expected_version)
-
-    async def delete(
-        self, namespace: str, key: str, *, expected_version: int | None = None
-    ) -> WriteResult:
-        return await self._write_plain(namespace, DELETE, key, None, expected_version)
-
     async def rollback(
         self,
         namespace: str,
@@ -543,24 +582,32 @@ class PostgresStore(Store):
     ) -> RollbackResult:
         async def work(conn: Any, head: Head) -> RollbackResult:
             target = await self._resolve(conn, namespace, to, head.revision, head.oldest)
-            sql = queries.ROLLBACK_DIFF.format(key_filter="AND key = $3" if key is not None else "")
-            args = (namespace, target, key) if key is not None else (namespace, target)
-            pending: list[Pending] = []
-            changes: list[Change] = []
-            for row in await conn.fetch(sql, *args):
-                then = row["then_value"] if row["then_op"] == SET else None
-                if then == row["value"]:
-                    continue
-                old = row if row["cur_key"] is not None else None
-                op = SET if then is not None else DELETE
-                pending.append(Pending(row["key"], op, then, old))
-                changes.append(Change(row["key"], _OPS[op], then))  # type: ignore[arg-type]
+            sql = queries.ROLLBACK_DIFF.format(key_filter="AND key = $4" if key is not None else "")
+            now = self.clock()
+            args = (namespace, target, now) + ((key,) if key is not None else ())
+            rows = {row["key"]: row for row in await conn.fetch(sql, *args)}
+
+            def item(row: Any, prefix: str) -> Item | None:
+                value = row[f"{prefix}value"]
+                if value is None:
+                    return None
+                return Item(row["key"], value, 0, 0, 0, 0, row[f"{prefix}expires_at"])
+
+            changes, writes = rollback_writes(
+                sorted(rows),
+                lambda k: item(rows[k], "then_"),
+                lambda k: item(rows[k], "cur_"),
+            )
             if not changes or dry_run:
                 return RollbackResult(head.revision, changes, dry_run)
-            revision, _ = await self._append(conn, namespace, head, pending)
-            return RollbackResult(revision, changes, False)
+            args = self._commit_args(namespace, [writes], cost=1)
+            result = self._outcome(writes, await conn.fetch(queries.COMMIT, *args))
+            head.revision = result.revision
+            return RollbackResult(result.revision, changes, False)
 
         result: RollbackResult = await self._write(namespace, work, creates=False)
+        if result.changes and not result.dry_run:
+            self.notify(namespace, result.revision)
         return result
 
     async def compact(self, namespace: str, *, before: int) -> int:
@@ -577,6 +624,15 @@ class PostgresStore(Store):
 
         removed: int = await self._write(namespace, work, creates=False)
         return removed
+
+    async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
+        now = self.clock()
+
+        async def work(conn: Any) -> list[tuple[str, str, int]]:
+            rows = await conn.fetch(queries.DUE_EXPIRIES, now, limit)
+            return [(r["namespace"], r["key"], r["version"]) for r in rows]
+
+        return await self._read(work)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -597,7 +653,7 @@ class PostgresStore(Store):
 
             async def now(conn: Any) -> Item | None:
                 row = await conn.fetchrow(queries.CURRENT, namespace, key)
-                return _item(row) if row else None
+                return self._alive(_item(row)) if row else None
 
             return await self._read(now)
 
@@ -608,7 +664,7 @@ class PostgresStore(Store):
         async def then(conn: Any) -> Item | None:
             row = await conn.fetchrow(queries.GET_AT, namespace, *self._point(moment), key)
             check_revision(row["rev"], head=row["head"], oldest=row["oldest"])
-            if row["op"] != SET:
+            if row["op"] != SET or not visible(row["expires_at"], row["rat"]):
                 return None
             return Item(
                 key,
@@ -617,7 +673,45 @@ class PostgresStore(Store):
                 row["created_revision"],
                 row["created_at"],
                 row["updated_at"],
+                row["expires_at"],
             )
+
+        return await self._read(then)
+
+    def _alive(self, item: Item) -> Item | None:
+        """``item`` when its TTL has not passed by now."""
+        return item if visible(item.expires_at, self.clock()) else None
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], *, as_of: AsOf = None
+    ) -> tuple[int, dict[str, Item | None]]:
+        keys = list(keys)
+        if as_of is None:
+
+            async def now(conn: Any) -> tuple[int, dict[str, Item | None]]:
+                rows = await conn.fetch(queries.CURRENT_KEYS, namespace, keys)
+                head = await conn.fetchval(queries.HEAD, namespace) if not rows else None
+                items: dict[str, Item | None] = dict.fromkeys(keys)
+                for row in rows:
+                    head = row["head"]
+                    if row["key"] is not None:
+                        items[row["key"]] = self._alive(_item(row))
+                return int(head or 0), items
+
+            return await self._read(now)
+        point = self._point(as_of)
+
+        async def then(conn: Any) -> tuple[int, dict[str, Item | None]]:
+            rows = await conn.fetch(queries.GET_MANY_AT, namespace, *point, keys)
+            first = rows[0]
+            revision = check_revision(first["rev"], head=first["head"], oldest=first["oldest"])
+            items: dict[str, Item | None] = dict.fromkeys(keys)
+            for row in rows:
+                if row["key"] is None or row["op"] != SET:
+                    continue
+                if visible(row["expires_at"], row["rat"]):
+                    items[row["key"]] = _item(row)
+            return revision, items
 
         return await self._read(then)
 
@@ -644,9 +738,12 @@ class PostgresStore(Store):
         limit_arg = f"${len(args)}"
 
         if as_of is None:
+            args.append(self.clock())
             sql = (
-                "SELECT key, value, version, created_revision, created_at, updated_at"
-                f" FROM current WHERE namespace = $1{where} ORDER BY key LIMIT {limit_arg}"
+                "SELECT key, value, version, created_revision, created_at, updated_at, expires_at"
+                f" FROM current WHERE namespace = $1{where}"
+                f" AND (expires_at IS NULL OR expires_at > ${len(args)})"
+                f" ORDER BY key LIMIT {limit_arg}"
             )
 
             async def now(conn: Any) -> list[Item]:
@@ -681,7 +778,7 @@ class PostgresStore(Store):
 
         async def work(conn: Any) -> list[Event]:
             rows = await conn.fetch(
-                "SELECT revision, op, value, at FROM events"
+                "SELECT revision, op, value, at, expires_at FROM events"
                 " WHERE namespace = $1 AND key = $2 AND ($3::bigint IS NULL OR revision < $3)"
                 " ORDER BY revision DESC LIMIT $4",
                 namespace,
@@ -690,9 +787,27 @@ class PostgresStore(Store):
                 limit,
             )
             return [
-                Event(r["revision"], key, _OPS[r["op"]], r["value"], r["at"])  # type: ignore[arg-type]
+                Event(r["revision"], key, _OPS[r["op"]], r["value"], r["at"], r["expires_at"])
                 for r in rows
             ]
+
+        return await self._read(work)
+
+    async def changes(
+        self, namespace: str, *, after: int = 0, limit: int = 100, prefix: str | None = None
+    ) -> Changes:
+        check_limit(limit)
+
+        async def work(conn: Any) -> Changes:
+            rows = await conn.fetch(queries.CHANGES, namespace, after, limit, prefix or "")
+            head, oldest = rows[0]["head"], rows[0]["oldest"]
+            check_after(after, head=head, oldest=oldest)
+            events = [
+                Event(r["revision"], r["key"], _OPS[r["op"]], r["value"], r["at"], r["expires_at"])
+                for r in rows
+                if r["key"] is not None
+            ]
+            return Changes(head, events, min(head, after + limit))
 
         return await self._read(work)
 
@@ -750,7 +865,7 @@ class PostgresStore(Store):
         for i, (_, _, future) in enumerate(group, start=1):
             if not future.done():
                 row = found.get(i)
-                future.set_result(_item(row) if row is not None else None)
+                future.set_result(self._alive(_item(row)) if row is not None else None)
 
     @staticmethod
     def _point(as_of: int | datetime) -> tuple[int | None, int | None]:

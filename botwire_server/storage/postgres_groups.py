@@ -4,12 +4,12 @@ commit, their outcomes, and gets waiting for a grouped read (see ``postgres.py``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BotWireServerError
-from .base import Item
+from .base import Item, Write
 
 # Gets waiting for one grouped read: (namespace, key, the caller's answer).
 GetGroup = list[tuple[str, str, "asyncio.Future[Item | None]"]]
@@ -28,16 +28,6 @@ class Head:
     quota_used: int = 0
 
 
-@dataclass(slots=True)
-class Pending:
-    """One key of a commit: the event to append and the key's current row before it."""
-
-    key: str
-    op: int
-    value: bytes | None
-    old: Any  # asyncpg Record of ``current`` or None
-
-
 WriteWork = Callable[[Any, "Head"], Awaitable[Any]]
 
 
@@ -52,13 +42,10 @@ class Queued:
 
 @dataclass(slots=True)
 class Plain:
-    """A set or delete waiting for its namespace's next group commit: applied by the
-    ``botwire_write`` function, many in one round trip."""
+    """A commit (a list of writes, one revision) waiting for its namespace's next group commit:
+    applied by the ``botwire_commit`` function, many commits in one round trip."""
 
-    op: int
-    key: str
-    value: bytes | None
-    expected: int | None
+    writes: Sequence[Write]
     future: asyncio.Future[Any]
 
 
@@ -81,4 +68,4 @@ class Outcome:
             future.set_result(self.result)
 
 
-__all__ = ["GetGroup", "Head", "Outcome", "Pending", "Plain", "Queued", "WriteWork"]
+__all__ = ["GetGroup", "Head", "Outcome", "Plain", "Queued", "WriteWork"]

@@ -8,56 +8,74 @@ SELECT revision, oldest_revision, live_keys, live_bytes, last_at, quota_day, quo
 FROM namespaces WHERE name = $1 FOR UPDATE
 """
 CURRENT = """
-SELECT key, value, version, created_revision, created_at, updated_at
+SELECT key, value, version, created_revision, created_at, updated_at, expires_at
 FROM current WHERE namespace = $1 AND key = $2
+"""
+HEAD = "SELECT revision FROM namespaces WHERE name = $1"
+# Several keys of one namespace now, with the head, in one statement (one snapshot): one row per
+# key, its columns NULL when the key does not exist.
+CURRENT_KEYS = """
+SELECT (SELECT revision FROM namespaces WHERE name = $1) AS head, c.key, c.value, c.version,
+       c.created_revision, c.created_at, c.updated_at, c.expires_at
+FROM unnest($2::text[]) AS k(key)
+LEFT JOIN current c ON c.namespace = $1 AND c.key = k.key
 """
 # Present values of several keys (a group of concurrent gets), in one statement; ``i`` is the
 # 1-based position of the key in the arrays. Keys that do not exist return no row.
 CURRENT_MANY = """
-SELECT k.i, c.key, c.value, c.version, c.created_revision, c.created_at, c.updated_at
+SELECT k.i, c.key, c.value, c.version, c.created_revision, c.created_at, c.updated_at,
+       c.expires_at
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(namespace, key, i)
 JOIN current c ON c.namespace = k.namespace AND c.key = k.key
 """
-# A group of sets and deletes to one namespace, locked, checked and written in one call (one
-# round trip); one result row per write, in order. See migrations/postgres/0002_write_function.sql.
-WRITE = "SELECT * FROM botwire_write($1, $2, $3, $4, $5::smallint[], $6, $7, $8, $9)"
-# Appends one revision: its commit time, one event per key, the materialised current rows and
-# the namespace row, in one statement (one round trip) whatever the number of keys.
-APPEND = """
-WITH r AS (
-    INSERT INTO revisions (namespace, revision, at) VALUES ($1, $2, $3)
-), ch AS (
-    SELECT * FROM unnest($4::text[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])
-        AS t(key, op, value, created_revision, created_at)
-), e AS (
-    INSERT INTO events (namespace, key, revision, op, value, created_revision, created_at, at)
-    SELECT $1, key, $2, op, value, created_revision, created_at, $3 FROM ch
-), d AS (
-    DELETE FROM current c USING ch
-    WHERE ch.op = 2 AND c.namespace = $1 AND c.key = ch.key
-), u AS (
-    INSERT INTO current (namespace, key, value, version, created_revision, created_at, updated_at)
-    SELECT $1, key, value, $2, created_revision, created_at, $3 FROM ch WHERE op = 1
-    ON CONFLICT (namespace, key) DO UPDATE SET
-        value = EXCLUDED.value, version = EXCLUDED.version,
-        created_revision = EXCLUDED.created_revision, created_at = EXCLUDED.created_at,
-        updated_at = EXCLUDED.updated_at
+# A group of commits to one namespace, locked, checked and written in one call (one round
+# trip); one result row per write, in order. See migrations/postgres/0003_commit_function.sql.
+COMMIT = """
+SELECT * FROM botwire_commit($1, $2, $3, $4, $5::integer[], $6::smallint[], $7::text[],
+    $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::integer[])
+"""
+# Keys whose TTL has passed by $1, soonest first (the partial index current_by_expiry).
+DUE_EXPIRIES = """
+SELECT namespace, key, version FROM current
+WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2
+"""
+# The change feed: the head and floor (one row, key NULL), then the events of revisions
+# ($2, $2 + $3] whose key starts with $4, oldest first, in one statement (one snapshot).
+CHANGES = """
+WITH h AS (
+    SELECT coalesce(max(revision), 0) AS head, coalesce(max(oldest_revision), 0) AS oldest
+    FROM namespaces WHERE name = $1
 )
-UPDATE namespaces SET revision = $2, last_at = $3, live_keys = $9, live_bytes = $10,
-    quota_day = $11, quota_used = $12
-WHERE name = $1
+SELECT h.head, h.oldest, NULL::bigint AS revision, NULL::text AS key, NULL::smallint AS op,
+       NULL::bytea AS value, NULL::bigint AS at, NULL::bigint AS expires_at
+FROM h
+UNION ALL
+(SELECT NULL, NULL, e.revision, e.key, e.op, e.value, e.at, e.expires_at
+ FROM events e
+ WHERE e.namespace = $1 AND e.revision > $2 AND e.revision <= $2 + $3
+   AND e.revision <= (SELECT head FROM h) AND starts_with(e.key, $4)
+ ORDER BY e.revision, e.key)
 """
 # For each key written after the target revision: its event at the target and its current row.
 # Keys not written since cannot differ, so they are never looked at.
+# Each value is NULL where the key is absent: at the target (no set there, or expired by the
+# target's commit time) or now (no row, or expired by $3, the clock's now).
 ROLLBACK_DIFF = """
 WITH changed AS (
     SELECT DISTINCT key FROM events WHERE namespace = $1 AND revision > $2 {key_filter}
+), target AS (
+    SELECT coalesce(
+        (SELECT at FROM revisions WHERE namespace = $1 AND revision = $2), 0) AS at
 )
-SELECT ch.key, t.op AS then_op, t.value AS then_value, c.key AS cur_key, c.value,
-       c.version, c.created_revision, c.created_at
+SELECT ch.key,
+       CASE WHEN t.op = 1 AND (t.expires_at IS NULL OR t.expires_at > (SELECT at FROM target))
+            THEN t.value END AS then_value,
+       t.expires_at AS then_expires_at,
+       CASE WHEN c.expires_at IS NULL OR c.expires_at > $3 THEN c.value END AS cur_value,
+       c.expires_at AS cur_expires_at
 FROM changed ch
 LEFT JOIN LATERAL (
-    SELECT op, value FROM events e
+    SELECT op, value, expires_at FROM events e
     WHERE e.namespace = $1 AND e.key = ch.key AND e.revision <= $2
     ORDER BY e.revision DESC LIMIT 1
 ) t ON true
@@ -74,7 +92,7 @@ WITH keep AS (
 )
 DELETE FROM events e USING keep k
 WHERE e.namespace = $1 AND e.key = k.key
-  AND (e.revision < k.revision OR (e.revision = k.revision AND k.op = 2))
+  AND (e.revision < k.revision OR (e.revision = k.revision AND k.op <> 1))
 """
 # A point in time resolved in one statement (one snapshot): the namespace's head and compaction
 # floor, and the revision meant: $2 when given, else the last revision committed at or before
@@ -87,6 +105,10 @@ h AS (
     SELECT coalesce($2::bigint, (
         SELECT revision FROM revisions WHERE namespace = $1 AND at <= $3::bigint
         ORDER BY at DESC, revision DESC LIMIT 1), 0) AS rev
+), rt AS (
+    -- The commit time of the revision meant: TTLs are judged at it.
+    SELECT coalesce((SELECT at FROM revisions WHERE namespace = $1
+                     AND revision = (SELECT rev FROM r)), 0) AS rat
 )"""
 RESOLVE = "WITH" + _RESOLVED_CTES + " SELECT h.head, h.oldest, r.rev FROM h CROSS JOIN r"
 # One key as of a revision or a time, with the resolution above, in one round trip.
@@ -94,12 +116,31 @@ GET_AT = (
     "WITH"
     + _RESOLVED_CTES
     + """
-SELECT h.head, h.oldest, r.rev, e.op, e.value, e.version, e.created_revision, e.created_at,
-       e.updated_at
-FROM h CROSS JOIN r
+SELECT h.head, h.oldest, r.rev, rt.rat, e.op, e.value, e.version, e.created_revision,
+       e.created_at, e.updated_at, e.expires_at
+FROM h CROSS JOIN r CROSS JOIN rt
 LEFT JOIN LATERAL (
-    SELECT op, value, revision AS version, created_revision, created_at, at AS updated_at
+    SELECT op, value, revision AS version, created_revision, created_at, at AS updated_at,
+           expires_at
     FROM events WHERE namespace = $1 AND key = $4 AND revision <= r.rev
+    ORDER BY revision DESC LIMIT 1
+) e ON true
+"""
+)
+# Several keys as of a revision or a time, in one statement: one row per key (at least one row,
+# with the resolution, even for no keys).
+GET_MANY_AT = (
+    "WITH"
+    + _RESOLVED_CTES
+    + """
+SELECT h.head, h.oldest, r.rev, rt.rat, k.key, e.op, e.value, e.version, e.created_revision,
+       e.created_at, e.updated_at, e.expires_at
+FROM h CROSS JOIN r CROSS JOIN rt
+LEFT JOIN unnest($4::text[]) AS k(key) ON true
+LEFT JOIN LATERAL (
+    SELECT op, value, revision AS version, created_revision, created_at, at AS updated_at,
+           expires_at
+    FROM events WHERE namespace = $1 AND key = k.key AND revision <= r.rev
     ORDER BY revision DESC LIMIT 1
 ) e ON true
 """
@@ -130,17 +171,19 @@ LIST_AT = (
 )
 SELECT 0 AS part, h.head, h.oldest, r.rev, NULL::text AS key, NULL::bytea AS value,
        NULL::bigint AS version, NULL::bigint AS created_revision, NULL::bigint AS created_at,
-       NULL::bigint AS updated_at
+       NULL::bigint AS updated_at, NULL::bigint AS expires_at
 FROM h CROSS JOIN r
 UNION ALL
-(SELECT 1, NULL, NULL, NULL, k.key, t.value, t.revision, t.created_revision, t.created_at, t.at
+(SELECT 1, NULL, NULL, NULL, k.key, t.value, t.revision, t.created_revision, t.created_at, t.at,
+        t.expires_at
 FROM keys k
 CROSS JOIN LATERAL (
-    SELECT op, value, revision, created_revision, created_at, at FROM events e
+    SELECT op, value, revision, created_revision, created_at, at, expires_at FROM events e
     WHERE e.namespace = $1 AND e.key = k.key AND e.revision <= (SELECT rev FROM r)
     ORDER BY e.revision DESC LIMIT 1
 ) t
 WHERE k.key IS NOT NULL AND starts_with(k.key, $5) AND t.op = 1
+  AND (t.expires_at IS NULL OR t.expires_at > (SELECT rat FROM rt))
 LIMIT $6)
 """
 )
