@@ -23,7 +23,7 @@ import random
 import re
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -40,7 +40,7 @@ from botwire_client.errors import (
     ServerUnavailable,
     TooLarge,
 )
-from botwire_client.models import Change, Event, Item, RollbackResult
+from botwire_client.models import Change, Conflict, Event, Item, RollbackResult
 
 T = TypeVar("T")
 
@@ -62,6 +62,7 @@ class Request:
     json: Any = None
     has_body: bool = False
     safe: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,11 @@ def check_key(key: object) -> str:
     return key
 
 
+def _path(*segments: str) -> str:
+    """The path of a route from its segments (names already checked)."""
+    return "/" + "/".join(segments)
+
+
 def _check_version(expected_version: object) -> int | None:
     if expected_version is None:
         return None
@@ -106,6 +112,23 @@ def _check_version(expected_version: object) -> int | None:
     if expected_version < 0:
         raise InvalidRequest(f"expected_version must be >= 0, not {expected_version}.")
     return expected_version
+
+
+def check_ttl(ttl: object) -> float | int | None:
+    """A TTL in seconds (an int or float > 0, or a ``timedelta``), as the server takes it."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        seconds: float | int = ttl.total_seconds()
+    elif isinstance(ttl, int | float) and not isinstance(ttl, bool):
+        seconds = ttl
+    else:
+        raise InvalidRequest(
+            f"ttl must be seconds (an int or float > 0) or a datetime.timedelta, not {ttl!r}."
+        )
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidRequest(f"ttl must be > 0 seconds, not {ttl!r}; omit it to keep the key.")
+    return seconds
 
 
 def encode_point(value: object, *, name: str = "as_of") -> int | str:
@@ -153,6 +176,43 @@ def parse_iso(value: Any) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def parse_time(value: Any) -> datetime | None:
+    """``None``, Unix seconds (the compatible routes) or ISO-8601 (the extended ones)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return parse_unix(value)
+    return parse_iso(value)
+
+
+_EVENT_FIELDS = frozenset(
+    {"revision", "key", "op", "value", "at", "expires_at", "actor", "run", "agent", "reason"}
+)
+
+
+def parse_event(data: Mapping[str, Any], key: str | None = None) -> Event:
+    """An event of a history page, the change feed or a watch; ``key``: when the JSON has none
+    (a key's history). Unknown fields land in ``Event.extra``."""
+
+    def text(name: str) -> str | None:
+        raw = data.get(name)
+        return None if raw is None else str(raw)
+
+    return Event(
+        revision=int(data["revision"]),
+        op=data["op"],
+        value=data.get("value"),
+        at=parse_iso(data["at"]),
+        key=text("key") or key,
+        expires_at=parse_time(data.get("expires_at")),
+        actor=text("actor"),
+        run=text("run"),
+        agent=text("agent"),
+        reason=text("reason"),
+        extra={k: v for k, v in data.items() if k not in _EVENT_FIELDS},
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses -> results or errors
 
@@ -173,6 +233,24 @@ def error_for(response: Response, request: Request) -> BotWireError:
     said = str(body.get("error") or f"HTTP {status}").rstrip()
     where = f"{request.method} {request.path}"
     kw: dict[str, Any] = {"status": status, "code": code or None, "body": body}
+    if code == "batch_conflict":
+        conflicts = [
+            Conflict(
+                index=int(c.get("index") or 0),
+                key=str(c.get("key")),
+                current_version=int(c.get("current_version") or 0),
+            )
+            for c in body.get("conflicts") or []
+            if isinstance(c, dict)
+        ]
+        listed = ", ".join(f"{c.key!r} is at {c.current_version}" for c in conflicts[:5])
+        more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        return ConflictError(
+            f"{said} ({listed}{more}) Nothing was written; read the keys again and retry.",
+            current_version=conflicts[0].current_version if conflicts else 0,
+            conflicts=conflicts,
+            **kw,
+        )
     if status == 409 or code == "version_conflict":
         current = int(body.get("current_version") or 0)
         return ConflictError(
@@ -249,11 +327,20 @@ def _is_absent_key(response: Response) -> bool:
 # Operations
 
 
-def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -> Op[int]:
+def set_op(
+    namespace: str,
+    key: str,
+    value: Any,
+    expected_version: int | None,
+    ttl: float | timedelta | None = None,
+) -> Op[int]:
     body: dict[str, Any] = {"value": encode_value(value)}
     version = _check_version(expected_version)
     if version is not None:
         body["expected_version"] = version
+    seconds = check_ttl(ttl)
+    if seconds is not None:
+        body["ttl"] = seconds
     req = Request(
         "PUT",
         f"/memory/{namespace}/{check_key(key)}",
@@ -280,6 +367,7 @@ def item_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[Item |
         created_revision=int(created) if created is not None else None,
         created_at=parse_unix(data["created_at"]),
         updated_at=parse_unix(data["updated_at"]),
+        expires_at=parse_time(data.get("expires_at")),
     )
 
 
@@ -346,15 +434,7 @@ def history_op(
         if _is_absent_key(resp):
             break
         data = _ok(resp, req)
-        events.extend(
-            Event(
-                revision=int(e["revision"]),
-                op=e["op"],
-                value=e.get("value"),
-                at=parse_iso(e["at"]),
-            )
-            for e in data["events"]
-        )
+        events.extend(parse_event(e, key) for e in data["events"])
         cursor = data.get("next_cursor")
         if not cursor or not data["events"]:
             break

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -36,6 +36,7 @@ DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "botwire-client/0.1"
 
 AsOf = int | datetime | None
+TTL = float | timedelta | None
 
 
 class Memory:
@@ -76,16 +77,22 @@ class Memory:
 
     # -- values ------------------------------------------------------------------------------
 
-    def set(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
+    def set(
+        self, key: str, value: Any, *, expected_version: int | None = None, ttl: TTL = None
+    ) -> int:
         """Store ``value`` (any JSON) under ``key``; return its new version.
 
         ``expected_version``: ``0`` = the key must not exist, ``N`` = it must be at version N;
         otherwise nothing is written and ``ConflictError(.current_version)`` is raised.
+        ``ttl``: seconds (or a ``timedelta``) until the key expires; a set without it keeps the
+        key for good.
         """
-        return self._run(core.set_op(self.namespace, key, value, expected_version))
+        return self._run(core.set_op(self.namespace, key, value, expected_version, ttl))
 
-    async def aset(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
-        return await self._arun(core.set_op(self.namespace, key, value, expected_version))
+    async def aset(
+        self, key: str, value: Any, *, expected_version: int | None = None, ttl: TTL = None
+    ) -> int:
+        return await self._arun(core.set_op(self.namespace, key, value, expected_version, ttl))
 
     def get(self, key: str, default: Any = None, *, as_of: AsOf = None) -> Any:
         """The value under ``key`` (a stored ``None`` included), or ``default`` when absent."""
