@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import botwire_client
 from botwire_client import (
+    AsyncBatch,
+    Batch,
+    BatchResult,
     BotWireError,
     Change,
+    Conflict,
     ConflictError,
     Event,
     FutureRevision,
@@ -33,9 +37,13 @@ if TYPE_CHECKING:
     from botwire_client.chat_history import BotWireChatHistory
 
 __all__ = [
+    "AsyncBatch",
+    "Batch",
+    "BatchResult",
     "BotWireChatHistory",
     "BotWireError",
     "Change",
+    "Conflict",
     "ConflictError",
     "Event",
     "FutureRevision",

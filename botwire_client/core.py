@@ -40,12 +40,13 @@ from botwire_client.errors import (
     ServerUnavailable,
     TooLarge,
 )
-from botwire_client.models import Change, Conflict, Event, Item, RollbackResult
+from botwire_client.models import BatchResult, Change, Conflict, Event, Item, RollbackResult
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_LIMIT = 1000  # the server's maximum page size: fewest round trips
+BATCH_LIMIT = 1000  # the server's maximum number of ops in one batch
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -490,6 +491,80 @@ def rollback_op(
             Change(key=c["key"], op=c["op"], value=c.get("value")) for c in data["changed"]
         ),
     )
+
+
+class BatchOps:
+    """The ops of one batch, checked as they are added, and the operation that commits them.
+
+    Each op is checked when added (names, values, versions, TTL, a key at most once), so a
+    mistake raises at the line that made it and nothing is sent.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.ops: list[dict[str, Any]] = []
+        self._keys: set[str] = set()
+
+    def _add(self, op: dict[str, Any]) -> None:
+        if op["key"] in self._keys:
+            raise InvalidRequest(
+                f"The batch already has an op on {op['key']!r}; a batch touches a key at most "
+                "once (combine the ops, or use two batches)."
+            )
+        if len(self.ops) >= BATCH_LIMIT:
+            raise InvalidRequest(
+                f"A batch holds at most {BATCH_LIMIT} ops; split the work into several batches "
+                "(each one is atomic on its own)."
+            )
+        self._keys.add(op["key"])
+        self.ops.append(op)
+
+    def set(
+        self, key: str, value: Any, expected_version: int | None, ttl: float | timedelta | None
+    ) -> None:
+        op: dict[str, Any] = {"op": "set", "key": check_key(key), "value": encode_value(value)}
+        version = _check_version(expected_version)
+        if version is not None:
+            op["expected_version"] = version
+        seconds = check_ttl(ttl)
+        if seconds is not None:
+            op["ttl"] = seconds
+        self._add(op)
+
+    def delete(self, key: str, expected_version: int | None) -> None:
+        op: dict[str, Any] = {"op": "delete", "key": check_key(key)}
+        version = _check_version(expected_version)
+        if version is not None:
+            op["expected_version"] = version
+        self._add(op)
+
+    def check(self, key: str, version: int) -> None:
+        expected = _check_version(version)
+        if expected is None:
+            raise InvalidRequest("check needs a version: an int >= 0 (0: the key must not exist).")
+        self._add({"op": "check", "key": check_key(key), "expected_version": expected})
+
+    def commit_op(self) -> Op[BatchResult]:
+        """Commit every op as ONE revision, or none. An empty batch writes nothing and returns
+        the unchanged head (one read), as a rollback that changes nothing does."""
+        if not self.ops:
+            head = yield from head_op(self.namespace)
+            return BatchResult(revision=head, versions={})
+        # Repeating it is harmless only when every write is conditional: a repeat of a batch
+        # that did apply then fails its conditions instead of writing twice.
+        safe = all(op["op"] == "check" or "expected_version" in op for op in self.ops)
+        req = Request(
+            "POST",
+            _path("namespaces", self.namespace, "batch"),
+            json={"ops": list(self.ops)},
+            has_body=True,
+            safe=safe,
+        )
+        data = _ok((yield req), req)
+        return BatchResult(
+            revision=int(data["revision"]),
+            versions={str(r["key"]): int(r["version"]) for r in data["results"]},
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any, Self
 import httpx
 
 from botwire_client import core
+from botwire_client.batch import AsyncBatch, Batch
 from botwire_client.core import Op, Request, Response, RetryPolicy, T
 from botwire_client.models import Event, Item, RollbackResult
 
@@ -124,6 +125,15 @@ class Memory:
 
     async def adelete(self, key: str, *, expected_version: int | None = None) -> bool:
         return await self._arun(core.delete_op(self.namespace, key, expected_version))
+
+    def batch(self) -> Batch:
+        """Collect sets, deletes and checks, then commit them as ONE revision, or none: on a
+        clean exit of ``with memory.batch() as b:``, or with ``b.commit()``. A failed
+        condition raises ``ConflictError`` with ``.conflicts``; see ``botwire_client.batch``."""
+        return Batch(self)
+
+    def abatch(self) -> AsyncBatch:
+        return AsyncBatch(self)
 
     # -- the namespace -----------------------------------------------------------------------
 

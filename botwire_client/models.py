@@ -81,3 +81,13 @@ class Conflict:
     index: int
     key: str
     current_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A committed batch: ``revision`` is the ONE revision all its writes share (the unchanged
+    head for an empty batch); ``versions`` maps each key to its new version (for a check: the
+    version it saw; for a delete: the batch's revision), in the order the ops were added."""
+
+    revision: int
+    versions: Mapping[str, int]
