@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -125,6 +125,22 @@ class Memory:
 
     async def adelete(self, key: str, *, expected_version: int | None = None) -> bool:
         return await self._arun(core.delete_op(self.namespace, key, expected_version))
+
+    def get_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Any]:
+        """``{key: value}`` for the present ones of ``keys``, all read at ONE revision; an
+        absent key is left out (a stored ``None`` is kept). Any number of keys: past 1000, the
+        requests are split and every one reads the first one's revision."""
+        return self._run(core.get_many_op(self.namespace, keys, as_of, self.page_size))
+
+    async def aget_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Any]:
+        return await self._arun(core.get_many_op(self.namespace, keys, as_of, self.page_size))
+
+    def items_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Item]:
+        """As ``get_many``, with each value's ``Item`` (version, timestamps, ``expires_at``)."""
+        return self._run(core.items_many_op(self.namespace, keys, as_of, self.page_size))
+
+    async def aitems_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Item]:
+        return await self._arun(core.items_many_op(self.namespace, keys, as_of, self.page_size))
 
     def batch(self) -> Batch:
         """Collect sets, deletes and checks, then commit them as ONE revision, or none: on a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -171,6 +172,84 @@ def test_the_async_batch_has_the_same_behaviour() -> None:
                 b3.set("y", 1)
                 raise RuntimeError
         assert len(server.seen) == 2
+        await memory.aclose()
+
+    asyncio.run(scenario())
+
+
+# -- multi-get ---------------------------------------------------------------------------------
+
+STORED = {"a": 1, "b": None, "c": [3], "d": {"x": 4}, "e": "five"}
+
+
+def multi_get(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    items = {
+        key: None
+        if key not in STORED
+        else {
+            "key": key,
+            "value": STORED[key],
+            "version": 5,
+            "created_revision": 2,
+            "created_at": "2026-11-21T10:00:00.000001Z",
+            "updated_at": "2026-11-21T10:00:05.000000Z",
+            "expires_at": "2026-11-21T11:00:00.000000Z" if key == "a" else None,
+        }
+        for key in body["keys"]
+    }
+    return httpx.Response(200, json={"namespace": "ns", "revision": 12, "items": items})
+
+
+def test_get_many_leaves_absent_keys_out_and_keeps_a_stored_none() -> None:
+    server = Recorder(multi_get)
+    memory = mock(server)
+    got = memory.get_many(["c", "zz", "a", "b", "a"])
+    assert got == {"c": [3], "a": 1, "b": None} and list(got) == ["c", "a", "b"]
+    assert (server.seen[0].method, server.seen[0].url.path) == ("POST", "/namespaces/ns/get")
+    assert server.bodies() == [{"keys": ["c", "zz", "a", "b"]}]  # repeats sent once
+    items = memory.items_many(["a", "nope"], as_of=7)
+    assert set(items) == {"a"} and items["a"].version == 5 and items["a"].created_revision == 2
+    assert items["a"].created_at == datetime(2026, 11, 21, 10, 0, 0, 1, tzinfo=UTC)
+    assert items["a"].expires_at == datetime(2026, 11, 21, 11, tzinfo=UTC)
+    assert server.bodies()[-1] == {"keys": ["a", "nope"], "as_of": 7}
+
+
+def test_get_many_splits_large_requests_and_pins_the_first_revision() -> None:
+    server = Recorder(multi_get)
+    memory = mock(server, page_size=2)
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
+    got = memory.get_many(list("abcdez"), as_of=moment)
+    assert got == STORED
+    assert server.bodies() == [
+        {"keys": ["a", "b"], "as_of": "2030-01-01T00:00:00.000000Z"},
+        {"keys": ["c", "d"], "as_of": 12},
+        {"keys": ["e", "z"], "as_of": 12},
+    ]
+    server.seen.clear()
+    assert memory.get_many(list("abc")) == {"a": 1, "b": None, "c": [3]}
+    assert server.bodies() == [{"keys": ["a", "b"]}, {"keys": ["c"], "as_of": 12}]
+
+
+def test_get_many_checks_its_keys_before_sending() -> None:
+    server = Recorder(multi_get)
+    memory = mock(server)
+    assert memory.get_many([]) == {}
+    for bad in ["abc", ["ok", "not ok"], [1]]:
+        with pytest.raises(InvalidRequest):
+            memory.get_many(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest, match="naive"):
+        memory.get_many(["a"], as_of=datetime(2026, 1, 1))
+    assert server.seen == []
+
+
+def test_aget_many_reads_the_same_way() -> None:
+    async def scenario() -> None:
+        server = Recorder(multi_get)
+        memory = Memory("ns", "http://t", page_size=3, async_transport=httpx.MockTransport(server))
+        assert await memory.aget_many(list("edcba")) == {k: STORED[k] for k in "edcba"}
+        assert (await memory.aitems_many(["b"]))["b"].value is None
+        assert server.bodies()[1] == {"keys": ["b", "a"], "as_of": 12}
         await memory.aclose()
 
     asyncio.run(scenario())
