@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import botwire_client
 from botwire_client import (
     AsyncBatch,
+    AsyncEventStream,
     Batch,
     BatchResult,
     BotWireError,
@@ -18,6 +19,7 @@ from botwire_client import (
     Conflict,
     ConflictError,
     Event,
+    EventStream,
     FutureRevision,
     InvalidRequest,
     Item,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncBatch",
+    "AsyncEventStream",
     "Batch",
     "BatchResult",
     "BotWireChatHistory",
@@ -46,6 +49,7 @@ __all__ = [
     "Conflict",
     "ConflictError",
     "Event",
+    "EventStream",
     "FutureRevision",
     "InvalidRequest",
     "Item",

@@ -22,6 +22,7 @@ from botwire_client.errors import (
     ServerUnavailable,
     TooLarge,
 )
+from botwire_client.feed import AsyncEventStream, EventStream
 from botwire_client.memory import Memory
 from botwire_client.models import BatchResult, Change, Conflict, Event, Item, RollbackResult
 
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncBatch",
+    "AsyncEventStream",
     "Batch",
     "BatchResult",
     "BotWireChatHistory",
@@ -40,6 +42,7 @@ __all__ = [
     "Conflict",
     "ConflictError",
     "Event",
+    "EventStream",
     "FutureRevision",
     "InvalidRequest",
     "Item",

@@ -21,16 +21,17 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Generator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from botwire_client import core
+from botwire_client import core, feed
 from botwire_client.batch import AsyncBatch, Batch
 from botwire_client.core import Op, Request, Response, RetryPolicy, T
+from botwire_client.feed import AsyncEventStream, EventStream
 from botwire_client.models import Event, Item, RollbackResult
 
 DEFAULT_TIMEOUT = 10.0
@@ -201,6 +202,97 @@ class Memory:
     ) -> RollbackResult:
         return await self._arun(core.rollback_op(self.namespace, to, key, dry_run))
 
+    # -- the change feed and the watch --------------------------------------------------------
+
+    def changes(self, after: int = 0, *, prefix: str | None = None) -> EventStream:
+        """Every event after revision ``after`` (keys with ``prefix`` only), oldest first; pages
+        internally and ends once it has covered the head it saw first."""
+        return EventStream(
+            self._changes(feed.Changes(self.namespace, after, prefix, self.page_size))
+        )
+
+    def achanges(self, after: int = 0, *, prefix: str | None = None) -> AsyncEventStream:
+        plan = feed.Changes(self.namespace, after, prefix, self.page_size)
+        return AsyncEventStream(self._achanges(plan))
+
+    def watch(self, after: int | None = None, *, prefix: str | None = None) -> EventStream:
+        """Every event after revision ``after`` (``None``: from now on), as it happens; never
+        ends. After a dropped connection or a server restart it reconnects from the last revision
+        delivered in full, with no event lost or repeated. ``close()`` it (or use ``with``) to
+        close the connection."""
+        return EventStream(self._watch(feed.Watch(self.namespace, after, prefix, self.retry)))
+
+    def awatch(self, after: int | None = None, *, prefix: str | None = None) -> AsyncEventStream:
+        return AsyncEventStream(self._awatch(feed.Watch(self.namespace, after, prefix, self.retry)))
+
+    def _changes(self, plan: feed.Changes) -> Generator[Event, None, None]:
+        while not plan.done:
+            yield from self._run(plan.page_op())
+
+    async def _achanges(self, plan: feed.Changes) -> AsyncGenerator[Event, None]:
+        while not plan.done:
+            for event in await self._arun(plan.page_op()):
+                yield event
+
+    def _watch(self, watch: feed.Watch) -> Generator[Event, None, None]:
+        self._run(watch.start_op())
+        client = self._sync_client()
+        while True:
+            request = watch.request()
+            try:
+                with client.stream(
+                    request.method,
+                    request.path,
+                    timeout=self._watch_timeout(),
+                    **_httpx_args(request),
+                ) as r:
+                    if r.status_code == 200:
+                        watch.opened()
+                        for line in r.iter_lines():
+                            event = watch.feed(line)
+                            if event is not None:
+                                yield event
+                        delay = watch.retry_delay()  # the server ended the stream
+                    else:
+                        delay = watch.refused(Response(r.status_code, r.headers, r.read()), request)
+            except httpx.TransportError as exc:  # includes the read timeout of a dead connection
+                delay = watch.retry_delay()
+                if delay is None:
+                    raise core.unreachable(self.base_url, request, exc) from exc
+            time.sleep(delay or 0.0)
+
+    async def _awatch(self, watch: feed.Watch) -> AsyncGenerator[Event, None]:
+        await self._arun(watch.start_op())
+        client = await self._async_client()
+        while True:
+            request = watch.request()
+            try:
+                async with client.stream(
+                    request.method,
+                    request.path,
+                    timeout=self._watch_timeout(),
+                    **_httpx_args(request),
+                ) as r:
+                    if r.status_code == 200:
+                        watch.opened()
+                        async for line in r.aiter_lines():
+                            event = watch.feed(line)
+                            if event is not None:
+                                yield event
+                        delay = watch.retry_delay()
+                    else:
+                        body = await r.aread()
+                        delay = watch.refused(Response(r.status_code, r.headers, body), request)
+            except httpx.TransportError as exc:
+                delay = watch.retry_delay()
+                if delay is None:
+                    raise core.unreachable(self.base_url, request, exc) from exc
+            await asyncio.sleep(delay or 0.0)
+
+    def _watch_timeout(self) -> httpx.Timeout:
+        # Connecting keeps the usual timeout; reading waits past the server's 15 s keepalive.
+        return httpx.Timeout(self.timeout, read=feed.WATCH_READ_TIMEOUT)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -368,9 +460,12 @@ def _close_quietly(client: httpx.Client, pid: int) -> None:
 
 def _httpx_args(request: Request) -> dict[str, Any]:
     args: dict[str, Any] = {}
+    headers = dict(request.headers)
     if request.params:
         args["params"] = request.params
     if request.has_body:
         args["content"] = json.dumps(request.json, separators=(",", ":"), allow_nan=False)
-        args["headers"] = {"Content-Type": "application/json"}
+        headers["Content-Type"] = "application/json"
+    if headers:
+        args["headers"] = headers
     return args
