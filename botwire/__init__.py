@@ -10,10 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import botwire_client
 from botwire_client import (
+    AsyncBatch,
+    AsyncEventStream,
+    Batch,
+    BatchResult,
     BotWireError,
     Change,
+    Conflict,
     ConflictError,
     Event,
+    EventStream,
     FutureRevision,
     InvalidRequest,
     Item,
@@ -33,11 +39,17 @@ if TYPE_CHECKING:
     from botwire_client.chat_history import BotWireChatHistory
 
 __all__ = [
+    "AsyncBatch",
+    "AsyncEventStream",
+    "Batch",
+    "BatchResult",
     "BotWireChatHistory",
     "BotWireError",
     "Change",
+    "Conflict",
     "ConflictError",
     "Event",
+    "EventStream",
     "FutureRevision",
     "InvalidRequest",
     "Item",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from botwire_client.batch import AsyncBatch, Batch
 from botwire_client.errors import (
     BotWireError,
     ConflictError,
@@ -21,8 +22,9 @@ from botwire_client.errors import (
     ServerUnavailable,
     TooLarge,
 )
+from botwire_client.feed import AsyncEventStream, EventStream
 from botwire_client.memory import Memory
-from botwire_client.models import Change, Event, Item, RollbackResult
+from botwire_client.models import BatchResult, Change, Conflict, Event, Item, RollbackResult
 
 if TYPE_CHECKING:
     from botwire_client.chat_history import BotWireChatHistory
@@ -30,11 +32,17 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncBatch",
+    "AsyncEventStream",
+    "Batch",
+    "BatchResult",
     "BotWireChatHistory",
     "BotWireError",
     "Change",
+    "Conflict",
     "ConflictError",
     "Event",
+    "EventStream",
     "FutureRevision",
     "InvalidRequest",
     "Item",

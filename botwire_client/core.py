@@ -21,9 +21,9 @@ import json
 import math
 import random
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -40,12 +40,13 @@ from botwire_client.errors import (
     ServerUnavailable,
     TooLarge,
 )
-from botwire_client.models import Change, Event, Item, RollbackResult
+from botwire_client.models import BatchResult, Change, Conflict, Event, Item, RollbackResult
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_LIMIT = 1000  # the server's maximum page size: fewest round trips
+BATCH_LIMIT = 1000  # the server's maximum number of ops in one batch
 
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -62,6 +63,7 @@ class Request:
     json: Any = None
     has_body: bool = False
     safe: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,11 @@ def check_key(key: object) -> str:
     return key
 
 
+def _path(*segments: str) -> str:
+    """The path of a route from its segments (names already checked)."""
+    return "/" + "/".join(segments)
+
+
 def _check_version(expected_version: object) -> int | None:
     if expected_version is None:
         return None
@@ -106,6 +113,23 @@ def _check_version(expected_version: object) -> int | None:
     if expected_version < 0:
         raise InvalidRequest(f"expected_version must be >= 0, not {expected_version}.")
     return expected_version
+
+
+def check_ttl(ttl: object) -> float | int | None:
+    """A TTL in seconds (an int or float > 0, or a ``timedelta``), as the server takes it."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        seconds: float | int = ttl.total_seconds()
+    elif isinstance(ttl, int | float) and not isinstance(ttl, bool):
+        seconds = ttl
+    else:
+        raise InvalidRequest(
+            f"ttl must be seconds (an int or float > 0) or a datetime.timedelta, not {ttl!r}."
+        )
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidRequest(f"ttl must be > 0 seconds, not {ttl!r}; omit it to keep the key.")
+    return seconds
 
 
 def encode_point(value: object, *, name: str = "as_of") -> int | str:
@@ -153,6 +177,43 @@ def parse_iso(value: Any) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def parse_time(value: Any) -> datetime | None:
+    """``None``, Unix seconds (the compatible routes) or ISO-8601 (the extended ones)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return parse_unix(value)
+    return parse_iso(value)
+
+
+_EVENT_FIELDS = frozenset(
+    {"revision", "key", "op", "value", "at", "expires_at", "actor", "run", "agent", "reason"}
+)
+
+
+def parse_event(data: Mapping[str, Any], key: str | None = None) -> Event:
+    """An event of a history page, the change feed or a watch; ``key``: when the JSON has none
+    (a key's history). Unknown fields land in ``Event.extra``."""
+
+    def text(name: str) -> str | None:
+        raw = data.get(name)
+        return None if raw is None else str(raw)
+
+    return Event(
+        revision=int(data["revision"]),
+        op=data["op"],
+        value=data.get("value"),
+        at=parse_iso(data["at"]),
+        key=text("key") or key,
+        expires_at=parse_time(data.get("expires_at")),
+        actor=text("actor"),
+        run=text("run"),
+        agent=text("agent"),
+        reason=text("reason"),
+        extra={k: v for k, v in data.items() if k not in _EVENT_FIELDS},
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses -> results or errors
 
@@ -173,6 +234,24 @@ def error_for(response: Response, request: Request) -> BotWireError:
     said = str(body.get("error") or f"HTTP {status}").rstrip()
     where = f"{request.method} {request.path}"
     kw: dict[str, Any] = {"status": status, "code": code or None, "body": body}
+    if code == "batch_conflict":
+        conflicts = [
+            Conflict(
+                index=int(c.get("index") or 0),
+                key=str(c.get("key")),
+                current_version=int(c.get("current_version") or 0),
+            )
+            for c in body.get("conflicts") or []
+            if isinstance(c, dict)
+        ]
+        listed = ", ".join(f"{c.key!r} is at {c.current_version}" for c in conflicts[:5])
+        more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        return ConflictError(
+            f"{said} ({listed}{more}) Nothing was written; read the keys again and retry.",
+            current_version=conflicts[0].current_version if conflicts else 0,
+            conflicts=conflicts,
+            **kw,
+        )
     if status == 409 or code == "version_conflict":
         current = int(body.get("current_version") or 0)
         return ConflictError(
@@ -249,11 +328,20 @@ def _is_absent_key(response: Response) -> bool:
 # Operations
 
 
-def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -> Op[int]:
+def set_op(
+    namespace: str,
+    key: str,
+    value: Any,
+    expected_version: int | None,
+    ttl: float | timedelta | None = None,
+) -> Op[int]:
     body: dict[str, Any] = {"value": encode_value(value)}
     version = _check_version(expected_version)
     if version is not None:
         body["expected_version"] = version
+    seconds = check_ttl(ttl)
+    if seconds is not None:
+        body["ttl"] = seconds
     req = Request(
         "PUT",
         f"/memory/{namespace}/{check_key(key)}",
@@ -280,6 +368,7 @@ def item_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[Item |
         created_revision=int(created) if created is not None else None,
         created_at=parse_unix(data["created_at"]),
         updated_at=parse_unix(data["updated_at"]),
+        expires_at=parse_time(data.get("expires_at")),
     )
 
 
@@ -346,19 +435,57 @@ def history_op(
         if _is_absent_key(resp):
             break
         data = _ok(resp, req)
-        events.extend(
-            Event(
-                revision=int(e["revision"]),
-                op=e["op"],
-                value=e.get("value"),
-                at=parse_iso(e["at"]),
-            )
-            for e in data["events"]
-        )
+        events.extend(parse_event(e, key) for e in data["events"])
         cursor = data.get("next_cursor")
         if not cursor or not data["events"]:
             break
     return events
+
+
+def items_many_op(
+    namespace: str, keys: Iterable[str], as_of: int | datetime | None, page: int = PAGE_LIMIT
+) -> Op[dict[str, Item]]:
+    """The present ones of ``keys`` (in the order asked, repeats dropped) as Items, read at ONE
+    revision: a request holds at most ``page`` keys, and every later request pins the revision
+    the first one read, so a write landing in between cannot show up in half of the answer."""
+    if isinstance(keys, str | bytes):
+        raise InvalidRequest(f"keys must be a list of keys, not a single string ({keys!r}).")
+    wanted = list(dict.fromkeys(check_key(key) for key in keys))
+    point = None if as_of is None else encode_point(as_of)
+    found: dict[str, Item] = {}
+    for start in range(0, len(wanted), page):
+        body: dict[str, Any] = {"keys": wanted[start : start + page]}
+        if point is not None:
+            body["as_of"] = point
+        req = Request(
+            "POST", _path("namespaces", namespace, "get"), json=body, has_body=True, safe=True
+        )
+        data = _ok((yield req), req)
+        for key, raw in data["items"].items():
+            if raw is not None:
+                found[key] = _extended_item(key, raw)
+        point = int(data["revision"])
+    return {key: found[key] for key in wanted if key in found}
+
+
+def _extended_item(key: str, data: Mapping[str, Any]) -> Item:
+    created = data.get("created_revision")
+    return Item(
+        key=str(data.get("key") or key),
+        value=data.get("value"),
+        version=int(data["version"]),
+        created_revision=int(created) if created is not None else None,
+        created_at=parse_iso(data["created_at"]),
+        updated_at=parse_iso(data["updated_at"]),
+        expires_at=parse_time(data.get("expires_at")),
+    )
+
+
+def get_many_op(
+    namespace: str, keys: Iterable[str], as_of: int | datetime | None, page: int = PAGE_LIMIT
+) -> Op[dict[str, Any]]:
+    items = yield from items_many_op(namespace, keys, as_of, page)
+    return {key: item.value for key, item in items.items()}
 
 
 def head_op(namespace: str) -> Op[int]:
@@ -410,6 +537,80 @@ def rollback_op(
             Change(key=c["key"], op=c["op"], value=c.get("value")) for c in data["changed"]
         ),
     )
+
+
+class BatchOps:
+    """The ops of one batch, checked as they are added, and the operation that commits them.
+
+    Each op is checked when added (names, values, versions, TTL, a key at most once), so a
+    mistake raises at the line that made it and nothing is sent.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.ops: list[dict[str, Any]] = []
+        self._keys: set[str] = set()
+
+    def _add(self, op: dict[str, Any]) -> None:
+        if op["key"] in self._keys:
+            raise InvalidRequest(
+                f"The batch already has an op on {op['key']!r}; a batch touches a key at most "
+                "once (combine the ops, or use two batches)."
+            )
+        if len(self.ops) >= BATCH_LIMIT:
+            raise InvalidRequest(
+                f"A batch holds at most {BATCH_LIMIT} ops; split the work into several batches "
+                "(each one is atomic on its own)."
+            )
+        self._keys.add(op["key"])
+        self.ops.append(op)
+
+    def set(
+        self, key: str, value: Any, expected_version: int | None, ttl: float | timedelta | None
+    ) -> None:
+        op: dict[str, Any] = {"op": "set", "key": check_key(key), "value": encode_value(value)}
+        version = _check_version(expected_version)
+        if version is not None:
+            op["expected_version"] = version
+        seconds = check_ttl(ttl)
+        if seconds is not None:
+            op["ttl"] = seconds
+        self._add(op)
+
+    def delete(self, key: str, expected_version: int | None) -> None:
+        op: dict[str, Any] = {"op": "delete", "key": check_key(key)}
+        version = _check_version(expected_version)
+        if version is not None:
+            op["expected_version"] = version
+        self._add(op)
+
+    def check(self, key: str, version: int) -> None:
+        expected = _check_version(version)
+        if expected is None:
+            raise InvalidRequest("check needs a version: an int >= 0 (0: the key must not exist).")
+        self._add({"op": "check", "key": check_key(key), "expected_version": expected})
+
+    def commit_op(self) -> Op[BatchResult]:
+        """Commit every op as ONE revision, or none. An empty batch writes nothing and returns
+        the unchanged head (one read), as a rollback that changes nothing does."""
+        if not self.ops:
+            head = yield from head_op(self.namespace)
+            return BatchResult(revision=head, versions={})
+        # Repeating it is harmless only when every write is conditional: a repeat of a batch
+        # that did apply then fails its conditions instead of writing twice.
+        safe = all(op["op"] == "check" or "expected_version" in op for op in self.ops)
+        req = Request(
+            "POST",
+            _path("namespaces", self.namespace, "batch"),
+            json={"ops": list(self.ops)},
+            has_body=True,
+            safe=safe,
+        )
+        data = _ok((yield req), req)
+        return BatchResult(
+            revision=int(data["revision"]),
+            versions={str(r["key"]): int(r["version"]) for r in data["results"]},
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
     BotWireError                      anything the client raises on purpose (.status, .code, .body)
     ├── ConflictError                 409 version_conflict; .current_version (0: the key is absent)
+    │                                 409 batch_conflict; also .conflicts (index, key, version)
     ├── QuotaExceeded                 429 write_quota_exceeded; .retry_after (seconds)
     ├── InvalidRequest (ValueError)   400 / 405 / 415: bad name, parameter, cursor, body
     │   ├── FutureRevision            400 future_revision; .head
@@ -20,7 +21,10 @@ client raised ``ValueError`` for a bad namespace.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from botwire_client.models import Conflict
 
 
 class BotWireError(Exception):
@@ -42,11 +46,23 @@ class BotWireError(Exception):
 
 
 class ConflictError(BotWireError):
-    """A set or delete carried an ``expected_version`` that no longer holds."""
+    """A set or delete carried an ``expected_version`` that no longer holds.
 
-    def __init__(self, message: str, *, current_version: int, **kw: Any) -> None:
+    For a batch, ``conflicts`` lists every failed condition and ``current_version`` is the first
+    one's; for a single write, ``conflicts`` is empty.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        current_version: int,
+        conflicts: list[Conflict] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.current_version = current_version
+        self.conflicts: list[Conflict] = conflicts or []
 
 
 class QuotaExceeded(BotWireError):

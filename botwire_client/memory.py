@@ -21,21 +21,24 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator
-from datetime import datetime
+from collections.abc import AsyncGenerator, Generator, Iterable
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from botwire_client import core
+from botwire_client import core, feed
+from botwire_client.batch import AsyncBatch, Batch
 from botwire_client.core import Op, Request, Response, RetryPolicy, T
+from botwire_client.feed import AsyncEventStream, EventStream
 from botwire_client.models import Event, Item, RollbackResult
 
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "botwire-client/0.1"
 
 AsOf = int | datetime | None
+TTL = float | timedelta | None
 
 
 class Memory:
@@ -76,16 +79,22 @@ class Memory:
 
     # -- values ------------------------------------------------------------------------------
 
-    def set(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
+    def set(
+        self, key: str, value: Any, *, expected_version: int | None = None, ttl: TTL = None
+    ) -> int:
         """Store ``value`` (any JSON) under ``key``; return its new version.
 
         ``expected_version``: ``0`` = the key must not exist, ``N`` = it must be at version N;
         otherwise nothing is written and ``ConflictError(.current_version)`` is raised.
+        ``ttl``: seconds (or a ``timedelta``) until the key expires; a set without it keeps the
+        key for good.
         """
-        return self._run(core.set_op(self.namespace, key, value, expected_version))
+        return self._run(core.set_op(self.namespace, key, value, expected_version, ttl))
 
-    async def aset(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
-        return await self._arun(core.set_op(self.namespace, key, value, expected_version))
+    async def aset(
+        self, key: str, value: Any, *, expected_version: int | None = None, ttl: TTL = None
+    ) -> int:
+        return await self._arun(core.set_op(self.namespace, key, value, expected_version, ttl))
 
     def get(self, key: str, default: Any = None, *, as_of: AsOf = None) -> Any:
         """The value under ``key`` (a stored ``None`` included), or ``default`` when absent."""
@@ -117,6 +126,31 @@ class Memory:
 
     async def adelete(self, key: str, *, expected_version: int | None = None) -> bool:
         return await self._arun(core.delete_op(self.namespace, key, expected_version))
+
+    def get_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Any]:
+        """``{key: value}`` for the present ones of ``keys``, all read at ONE revision; an
+        absent key is left out (a stored ``None`` is kept). Any number of keys: past 1000, the
+        requests are split and every one reads the first one's revision."""
+        return self._run(core.get_many_op(self.namespace, keys, as_of, self.page_size))
+
+    async def aget_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Any]:
+        return await self._arun(core.get_many_op(self.namespace, keys, as_of, self.page_size))
+
+    def items_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Item]:
+        """As ``get_many``, with each value's ``Item`` (version, timestamps, ``expires_at``)."""
+        return self._run(core.items_many_op(self.namespace, keys, as_of, self.page_size))
+
+    async def aitems_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Item]:
+        return await self._arun(core.items_many_op(self.namespace, keys, as_of, self.page_size))
+
+    def batch(self) -> Batch:
+        """Collect sets, deletes and checks, then commit them as ONE revision, or none: on a
+        clean exit of ``with memory.batch() as b:``, or with ``b.commit()``. A failed
+        condition raises ``ConflictError`` with ``.conflicts``; see ``botwire_client.batch``."""
+        return Batch(self)
+
+    def abatch(self) -> AsyncBatch:
+        return AsyncBatch(self)
 
     # -- the namespace -----------------------------------------------------------------------
 
@@ -167,6 +201,97 @@ class Memory:
         self, to: int | datetime, *, key: str | None = None, dry_run: bool = False
     ) -> RollbackResult:
         return await self._arun(core.rollback_op(self.namespace, to, key, dry_run))
+
+    # -- the change feed and the watch --------------------------------------------------------
+
+    def changes(self, after: int = 0, *, prefix: str | None = None) -> EventStream:
+        """Every event after revision ``after`` (keys with ``prefix`` only), oldest first; pages
+        internally and ends once it has covered the head it saw first."""
+        return EventStream(
+            self._changes(feed.Changes(self.namespace, after, prefix, self.page_size))
+        )
+
+    def achanges(self, after: int = 0, *, prefix: str | None = None) -> AsyncEventStream:
+        plan = feed.Changes(self.namespace, after, prefix, self.page_size)
+        return AsyncEventStream(self._achanges(plan))
+
+    def watch(self, after: int | None = None, *, prefix: str | None = None) -> EventStream:
+        """Every event after revision ``after`` (``None``: from now on), as it happens; never
+        ends. After a dropped connection or a server restart it reconnects from the last revision
+        delivered in full, with no event lost or repeated. ``close()`` it (or use ``with``) to
+        close the connection."""
+        return EventStream(self._watch(feed.Watch(self.namespace, after, prefix, self.retry)))
+
+    def awatch(self, after: int | None = None, *, prefix: str | None = None) -> AsyncEventStream:
+        return AsyncEventStream(self._awatch(feed.Watch(self.namespace, after, prefix, self.retry)))
+
+    def _changes(self, plan: feed.Changes) -> Generator[Event, None, None]:
+        while not plan.done:
+            yield from self._run(plan.page_op())
+
+    async def _achanges(self, plan: feed.Changes) -> AsyncGenerator[Event, None]:
+        while not plan.done:
+            for event in await self._arun(plan.page_op()):
+                yield event
+
+    def _watch(self, watch: feed.Watch) -> Generator[Event, None, None]:
+        self._run(watch.start_op())
+        client = self._sync_client()
+        while True:
+            request = watch.request()
+            try:
+                with client.stream(
+                    request.method,
+                    request.path,
+                    timeout=self._watch_timeout(),
+                    **_httpx_args(request),
+                ) as r:
+                    if r.status_code == 200:
+                        watch.opened()
+                        for line in r.iter_lines():
+                            event = watch.feed(line)
+                            if event is not None:
+                                yield event
+                        delay = watch.retry_delay()  # the server ended the stream
+                    else:
+                        delay = watch.refused(Response(r.status_code, r.headers, r.read()), request)
+            except httpx.TransportError as exc:  # includes the read timeout of a dead connection
+                delay = watch.retry_delay()
+                if delay is None:
+                    raise core.unreachable(self.base_url, request, exc) from exc
+            time.sleep(delay or 0.0)
+
+    async def _awatch(self, watch: feed.Watch) -> AsyncGenerator[Event, None]:
+        await self._arun(watch.start_op())
+        client = await self._async_client()
+        while True:
+            request = watch.request()
+            try:
+                async with client.stream(
+                    request.method,
+                    request.path,
+                    timeout=self._watch_timeout(),
+                    **_httpx_args(request),
+                ) as r:
+                    if r.status_code == 200:
+                        watch.opened()
+                        async for line in r.aiter_lines():
+                            event = watch.feed(line)
+                            if event is not None:
+                                yield event
+                        delay = watch.retry_delay()
+                    else:
+                        body = await r.aread()
+                        delay = watch.refused(Response(r.status_code, r.headers, body), request)
+            except httpx.TransportError as exc:
+                delay = watch.retry_delay()
+                if delay is None:
+                    raise core.unreachable(self.base_url, request, exc) from exc
+            await asyncio.sleep(delay or 0.0)
+
+    def _watch_timeout(self) -> httpx.Timeout:
+        # Connecting keeps the usual timeout; reading waits past the server's 15 s keepalive.
+        return httpx.Timeout(self.timeout, read=feed.WATCH_READ_TIMEOUT)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -335,9 +460,12 @@ def _close_quietly(client: httpx.Client, pid: int) -> None:
 
 def _httpx_args(request: Request) -> dict[str, Any]:
     args: dict[str, Any] = {}
+    headers = dict(request.headers)
     if request.params:
         args["params"] = request.params
     if request.has_body:
         args["content"] = json.dumps(request.json, separators=(",", ":"), allow_nan=False)
-        args["headers"] = {"Content-Type": "application/json"}
+        headers["Content-Type"] = "application/json"
+    if headers:
+        args["headers"] = headers
     return args

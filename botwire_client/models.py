@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,16 +23,30 @@ class Item:
     created_revision: int | None
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = None  # set by a write with ``ttl``; None: it never expires
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One entry of a key's history: ``value`` is ``None`` for a delete."""
+    """One write to one key, from its history, the change feed or a watch.
+
+    ``value`` is ``None`` for a delete and an expiry. ``expires_at`` is the TTL deadline a set
+    gave the key. ``actor``, ``run``, ``agent`` and ``reason`` say who wrote it and why (``None``
+    when the server did not record it). ``extra`` keeps fields this client version does not know,
+    so a newer server's additions stay readable.
+    """
 
     revision: int
-    op: Literal["set", "delete"]
+    op: Literal["set", "delete", "expire"]
     value: Any
     at: datetime
+    key: str | None = None
+    expires_at: datetime | None = None
+    actor: str | None = None
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +71,23 @@ class RollbackResult:
     def changed(self) -> list[str]:
         """The keys the rollback changed (or would change)."""
         return [c.key for c in self.changes]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One failed condition of a batch: the op at ``index`` (0-based, in the order the ops were
+    added) expected a version of ``key`` other than ``current_version`` (0: absent)."""
+
+    index: int
+    key: str
+    current_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A committed batch: ``revision`` is the ONE revision all its writes share (the unchanged
+    head for an empty batch); ``versions`` maps each key to its new version (for a check: the
+    version it saw; for a delete: the batch's revision), in the order the ops were added."""
+
+    revision: int
+    versions: Mapping[str, int]

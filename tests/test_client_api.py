@@ -335,26 +335,60 @@ def test_every_async_twin_has_the_same_signature() -> None:
         for name, member in inspect.getmembers(Memory, inspect.isfunction)
         if not name.startswith("_") and hasattr(Memory, "a" + name) and name not in {"close"}
     }
-    assert set(twins) >= {
-        "set",
-        "get",
-        "item",
-        "delete",
-        "list_keys",
-        "list",
-        "keys",
-        "history",
-        "head",
-        "snapshot",
-        "rollback",
-        "exists",
-    }
+    # Twins that hand back an object (a batch, an event stream) rather than a result.
+    objects = {"batch", "changes", "watch"}
+    assert (
+        set(twins)
+        >= {
+            "set",
+            "get",
+            "item",
+            "delete",
+            "list_keys",
+            "list",
+            "keys",
+            "history",
+            "head",
+            "snapshot",
+            "rollback",
+            "exists",
+            "get_many",
+            "items_many",
+        }
+        | objects
+    )
     for sync_name, async_name in twins.items():
         sync_method = getattr(Memory, sync_name)
         async_method = getattr(Memory, async_name)
-        assert inspect.iscoroutinefunction(async_method), async_name
+        sync_sig, async_sig = inspect.signature(sync_method), inspect.signature(async_method)
         assert not inspect.iscoroutinefunction(sync_method), sync_name
-        assert inspect.signature(sync_method) == inspect.signature(async_method), sync_name
+        if sync_name in objects:
+            # Batch / AsyncBatch, EventStream / AsyncEventStream: same arguments, and the
+            # async object is the sync one's twin.
+            assert not inspect.iscoroutinefunction(async_method), async_name
+            assert async_sig.return_annotation == "Async" + sync_sig.return_annotation
+            assert async_sig.parameters == sync_sig.parameters, sync_name
+        else:
+            assert inspect.iscoroutinefunction(async_method), async_name
+            assert sync_sig == async_sig, sync_name
+
+
+def test_the_async_objects_mirror_the_sync_ones() -> None:
+    from botwire import AsyncBatch, Batch
+    from botwire_client.feed import AsyncEventStream, EventStream
+
+    for sync_kind, async_kind, pairs in [
+        (Batch, AsyncBatch, {"commit": "commit", "__enter__": "__aenter__"}),
+        (EventStream, AsyncEventStream, {"__next__": "__anext__", "close": "aclose"}),
+    ]:
+        for sync_name, async_name in pairs.items():
+            sync_method = getattr(sync_kind, sync_name)
+            async_method = getattr(async_kind, async_name)
+            assert inspect.iscoroutinefunction(async_method), async_name
+            sync_sig, async_sig = inspect.signature(sync_method), inspect.signature(async_method)
+            assert sync_sig.parameters == async_sig.parameters, sync_name
+    for name in ["set", "delete", "check"]:
+        assert getattr(Batch, name) is getattr(AsyncBatch, name)  # shared, not copied
 
 
 def test_base_url_argument_then_environment_then_default(

@@ -240,3 +240,74 @@ def test_an_operation_is_the_same_generator_for_both_shells() -> None:
     with pytest.raises(StopIteration) as done:
         op.send(core.Response(200, {}, json.dumps(body).encode()))
     assert done.value.value == ["a"]
+
+
+# -- TTL, expiry and events --------------------------------------------------------------------
+
+
+def test_ttl_is_sent_in_seconds_and_checked_before_sending() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"version": 1})
+
+    memory = mock(handler)
+    memory.set("k", 1, ttl=30)
+    memory.set("k", 1, ttl=0.5, expected_version=1)
+    memory.set("k", 1, ttl=timedelta(minutes=2))
+    memory.set("k", 1)
+    bodies = [json.loads(r.content) for r in seen]
+    assert [b.get("ttl") for b in bodies] == [30, 0.5, 120.0, None]
+    assert "ttl" not in bodies[3]
+    assert bodies[1] == {"value": 1, "expected_version": 1, "ttl": 0.5}
+    for bad in [0, -1, 0.0, float("nan"), float("inf"), True, "30", timedelta(0), [1]]:
+        with pytest.raises(InvalidRequest, match="ttl"):
+            memory.set("k", 1, ttl=bad)  # type: ignore[arg-type]
+    assert len(seen) == 4
+
+
+def test_item_carries_expires_at_from_unix_seconds() -> None:
+    item = {"value": 1, "version": 3, "created_revision": 1, "created_at": 1.5, "updated_at": 2.5}
+    answers = [{**item, "expires_at": 1_800_000_000.000001}, {**item, "expires_at": None}, item]
+    memory = mock(lambda request: httpx.Response(200, json=answers.pop(0)))
+    first = memory.item("k")
+    assert first is not None
+    assert first.expires_at == datetime(2027, 1, 15, 8, 0, 0, 1, tzinfo=UTC)
+    assert [memory.item("k").expires_at for _ in range(2)] == [None, None]  # type: ignore[union-attr]
+
+
+def test_history_events_know_their_key_and_keep_unknown_fields() -> None:
+    at = "2026-11-21T10:00:00.000001Z"
+    events = [
+        {"revision": 4, "op": "expire", "value": None, "at": at, "reason": None},
+        {
+            "revision": 3,
+            "op": "set",
+            "value": 1,
+            "at": at,
+            "expires_at": "2026-11-21T11:00:00.000001Z",
+            "actor": "ci",
+            "run": "r-1",
+            "agent": "planner",
+            "reason": "tidy up",
+            "future_field": [1],
+        },
+    ]
+    memory = mock(lambda r: httpx.Response(200, json={"events": events, "next_cursor": None}))
+    expired, written = memory.history("k")
+    assert expired.key == written.key == "k"
+    assert (expired.op, expired.expires_at, expired.actor, expired.extra) == (
+        "expire",
+        None,
+        None,
+        {},
+    )
+    assert written.expires_at == datetime(2026, 11, 21, 11, 0, 0, 1, tzinfo=UTC)
+    assert (written.actor, written.run, written.agent, written.reason) == (
+        "ci",
+        "r-1",
+        "planner",
+        "tidy up",
+    )
+    assert written.extra == {"future_field": [1]}
