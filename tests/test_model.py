@@ -29,6 +29,7 @@ from hypothesis.stateful import (
 )
 
 from botwire_server.errors import (
+    BatchConflict,
     Conflict,
     FutureRevision,
     InvalidInput,
@@ -36,7 +37,7 @@ from botwire_server.errors import (
     RevisionCompacted,
 )
 from botwire_server.settings import Limits
-from botwire_server.storage.base import Change, Event, Item, Store
+from botwire_server.storage.base import Change, Event, Item, Store, Write
 
 T = TypeVar("T")
 
@@ -71,6 +72,12 @@ class MItem:
     created_revision: int
     created_at: int
     updated_at: int
+    expires_at: int | None = None
+
+
+def alive(state: dict[str, MItem], at: int) -> dict[str, MItem]:
+    """The keys of a stored state that are visible at time ``at`` (TTL not yet passed)."""
+    return {k: m for k, m in state.items() if m.expires_at is None or at < m.expires_at}
 
 
 def moment(micros: int) -> datetime:
@@ -119,23 +126,42 @@ class StoreMachine(RuleBasedStateMachine):
     def head(self) -> int:
         return len(self.states) - 1
 
-    def commit(self, changes: list[tuple[str, bytes | None]]) -> tuple[int, int]:
-        at = max(self.clock.now, self.times[-1]) if self.times else self.clock.now
+    def at(self) -> int:
+        """The commit time the next commit gets."""
+        return max(self.clock.now, self.times[-1]) if self.times else self.clock.now
+
+    def commit(
+        self,
+        changes: list[tuple[str, bytes | None]],
+        *,
+        expiry: dict[str, int | None] | None = None,
+        op: str | None = None,
+    ) -> tuple[int, int]:
+        at = self.at()
         revision = self.head + 1
-        old, new = self.states[-1], dict(self.states[-1])
+        old, new = alive(self.states[-1], at), dict(self.states[-1])
         for key, value in changes:
+            kind = op or ("set" if value is not None else "delete")
+            expires = (expiry or {}).get(key)
             self.events.setdefault(key, []).append(
-                Event(revision, key, "set" if value is not None else "delete", value, at)
+                Event(revision, key, kind, value, at, expires)  # type: ignore[arg-type]
             )
             if value is None:
                 del new[key]
             else:
                 before = old.get(key)
                 created = (before.created_revision, before.created_at) if before else (revision, at)
-                new[key] = MItem(value, revision, created[0], created[1], at)
+                new[key] = MItem(value, revision, created[0], created[1], at, expires)
         self.states.append(new)
         self.times.append(at)
         return revision, at
+
+    def visible(self, revision: int) -> dict[str, MItem]:
+        """The namespace as a read at ``revision`` sees it (TTLs judged at its commit time)."""
+        return alive(self.states[revision], self.times[revision - 1] if revision else 0)
+
+    def now(self) -> dict[str, MItem]:
+        return alive(self.states[-1], self.clock.now)
 
     def instant(self, as_of: tuple[str, int, int]) -> int:
         """The microsecond a ("t", i, d) point in time stands for."""
@@ -168,7 +194,9 @@ class StoreMachine(RuleBasedStateMachine):
     def item(key: str, m: MItem | None) -> Item | None:
         if m is None:
             return None
-        return Item(key, m.value, m.version, m.created_revision, m.created_at, m.updated_at)
+        return Item(
+            key, m.value, m.version, m.created_revision, m.created_at, m.updated_at, m.expires_at
+        )
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -179,17 +207,126 @@ class StoreMachine(RuleBasedStateMachine):
     def tick(self, step_ms: int) -> None:
         self.clock.now += step_ms * 1000
 
-    @rule(key=keys, value=values, step_ms=st.integers(-2000, 5000))
-    def set_key(self, key: str, value: bytes, step_ms: int) -> None:
+    @rule(
+        key=keys,
+        value=values,
+        step_ms=st.integers(-2000, 5000),
+        ttl_ms=st.one_of(st.none(), st.integers(1, 8000)),
+    )
+    def set_key(self, key: str, value: bytes, step_ms: int, ttl_ms: int | None) -> None:
         self.tick(step_ms)
-        result = self.run(self.store.set(NS, key, value))
-        revision, at = self.commit([(key, value)])
+        ttl = None if ttl_ms is None else ttl_ms * 1000
+        result = self.run(self.store.set(NS, key, value, ttl=ttl))
+        expires = None if ttl is None else self.at() + ttl
+        revision, at = self.commit([(key, value)], expiry={key: expires})
         assert (result.revision, result.at, result.bytes) == (revision, at, len(value))
         assert result.created_revision == self.states[-1][key].created_revision
+        assert result.expires_at == expires
+
+    @rule(
+        ops=st.lists(
+            st.tuples(
+                keys,
+                st.sampled_from(["set", "delete", "check"]),
+                st.sampled_from(["none", "right", "wrong"]),
+                values,
+                st.one_of(st.none(), st.integers(1, 8000)),
+            ),
+            min_size=1,
+            max_size=4,
+            unique_by=lambda op: op[0],
+        ),
+        step_ms=st.integers(0, 3000),
+    )
+    def batch(self, ops: list[tuple[str, str, str, bytes, int | None]], step_ms: int) -> None:
+        self.tick(step_ms)
+        at = self.at()
+        seen = alive(self.states[-1], at)
+        writes: list[Write] = []
+        conflicts: list[tuple[int, str, int]] = []
+        for index, (key, op, mode, value, ttl_ms) in enumerate(ops):
+            version = seen[key].version if key in seen else 0
+            expected = {"none": None, "right": version, "wrong": version + 2}[mode]
+            if op == "check" and expected is None:
+                expected = version
+            ttl = ttl_ms * 1000 if ttl_ms is not None and op == "set" else None
+            writes.append(
+                Write(
+                    op=op,  # type: ignore[arg-type]
+                    key=key,
+                    value=value if op == "set" else None,
+                    expected_version=expected,
+                    ttl=ttl,
+                )
+            )
+            if (expected is not None and expected != version) or (op == "delete" and not version):
+                conflicts.append((index, key, version))
+        outcome = self.attempt(self.store.commit(NS, writes))
+        if conflicts:
+            assert isinstance(outcome, BatchConflict), outcome
+            assert outcome.conflicts == conflicts
+            return
+        assert not isinstance(outcome, Exception), outcome
+        changes = [(w.key, w.value) for w in writes if w.op != "check"]
+        if not changes:
+            assert (outcome.written, outcome.revision) == (False, self.head)
+            return
+        expiry = {w.key: at + w.ttl for w in writes if w.ttl is not None}
+        revision, _ = self.commit(changes, expiry=expiry)  # type: ignore[arg-type]
+        assert (outcome.written, outcome.revision) == (True, revision)
+        assert [r.version for r in outcome.results] == [
+            revision if w.op != "check" else (seen[w.key].version if w.key in seen else 0)
+            for w in writes
+        ]
+
+    @rule(step_ms=st.integers(0, 6000))
+    def sweep(self, step_ms: int) -> None:
+        self.tick(step_ms)
+        due = self.run(self.store.due_expiries())
+        state = self.states[-1]
+        expected = sorted(
+            (m.expires_at, k)
+            for k, m in state.items()
+            if m.expires_at is not None and m.expires_at <= self.clock.now
+        )
+        assert sorted((state[k].expires_at, k) for ns, k, _ in due if ns == NS) == expected
+        mine = [(k, v) for ns, k, v in due if ns == NS]
+        if not mine:
+            return
+        writes = [Write(op="expire", key=k, expected_version=v) for k, v in mine]
+        outcome = self.run(self.store.commit(NS, writes))
+        revision, _ = self.commit([(k, None) for k, _ in mine], op="expire")
+        assert (outcome.written, outcome.revision) == (True, revision)
+
+    @rule(
+        after=st.integers(0, 40),
+        limit=st.integers(1, 5),
+        prefix=st.one_of(st.none(), st.sampled_from(["a", "é", "z"])),
+    )
+    def change_feed(self, after: int, limit: int, prefix: str | None) -> None:
+        outcome = self.attempt(self.store.changes(NS, after=after, limit=limit, prefix=prefix))
+        if after > self.head:
+            assert isinstance(outcome, FutureRevision), outcome
+            return
+        if after < self.floor:
+            assert isinstance(outcome, RevisionCompacted), outcome
+            return
+        assert not isinstance(outcome, Exception), outcome
+        upto = min(self.head, after + limit)
+        expected = sorted(
+            (
+                e
+                for events in self.events.values()
+                for e in events
+                if after < e.revision <= upto and (not prefix or e.key.startswith(prefix))
+            ),
+            key=lambda e: (e.revision, e.key),
+        )
+        assert (outcome.head, outcome.next_after, outcome.events) == (self.head, upto, expected)
 
     @rule(key=keys, value=values, right=st.booleans(), wrong=st.sampled_from([0, 1, 7]))
     def set_key_cas(self, key: str, value: bytes, right: bool, wrong: int) -> None:
-        current = self.states[-1].get(key)
+        current = alive(self.states[-1], self.at()).get(key)
         version = current.version if current else 0
         expected = version if right or wrong == version else wrong
         if expected == version and not right:
@@ -205,7 +342,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(key=keys, mode=st.sampled_from(["none", "right", "wrong"]))
     def delete_key(self, key: str, mode: str) -> None:
-        current = self.states[-1].get(key)
+        current = alive(self.states[-1], self.at()).get(key)
         version = current.version if current else 0
         expected = {"none": None, "right": version, "wrong": version + 3}[mode]
         outcome = self.attempt(self.store.delete(NS, key, expected_version=expected))
@@ -234,20 +371,22 @@ class StoreMachine(RuleBasedStateMachine):
             assert isinstance(outcome, target), outcome
             return
         assert not isinstance(outcome, Exception), outcome
-        then, now = self.states[target], self.states[-1]
+        then, now = self.visible(target), self.now()
         candidates = sorted(set(then) | set(now)) if key is None else [key]
         changes: list[tuple[str, bytes | None]] = []
+        expiry: dict[str, int | None] = {}
         for k in candidates:
             was = then[k].value if k in then else None
             if was != (now[k].value if k in now else None):
                 changes.append((k, was))
+                expiry[k] = then[k].expires_at if k in then else None
         expected = [Change(k, "set" if v is not None else "delete", v) for k, v in changes]
         assert outcome.changes == expected
         assert outcome.dry_run == dry_run
         if dry_run or not changes:
             assert outcome.revision == self.head
             return
-        revision, _ = self.commit(changes)
+        revision, _ = self.commit(changes, expiry=expiry)
         assert outcome.revision == revision
 
     @precondition(lambda self: self.head > 0)
@@ -264,7 +403,7 @@ class StoreMachine(RuleBasedStateMachine):
                 at_floor = [i for i, e in enumerate(events) if e.revision <= before]
                 if at_floor:
                     i = at_floor[-1]
-                    keep_from = i if events[i].op == "set" else i + 1
+                    keep_from = i if events[i].op == "set" else i + 1  # tombstone, expiry
                     removed += keep_from
                     self.events[key] = events[keep_from:]
             self.floor = before
@@ -279,7 +418,8 @@ class StoreMachine(RuleBasedStateMachine):
         if not isinstance(revision, int):
             assert isinstance(outcome, revision), outcome
             return
-        assert outcome == self.item(key, self.states[revision].get(key))
+        state = self.now() if as_of is None else self.visible(revision)
+        assert outcome == self.item(key, state.get(key))
 
     @rule(
         prefix=st.one_of(st.none(), st.sampled_from(["", "a", "a/", "é", "z"])),
@@ -295,7 +435,7 @@ class StoreMachine(RuleBasedStateMachine):
         if not isinstance(revision, int):
             assert isinstance(outcome, revision), outcome
             return
-        state = self.states[revision]
+        state = self.now() if as_of is None else self.visible(revision)
         expected = [
             self.item(k, state[k])
             for k in sorted(state)
@@ -321,7 +461,8 @@ class StoreMachine(RuleBasedStateMachine):
         assert info.oldest_revision == self.floor
         assert info.updated_at == (self.times[-1] if self.times else None)
         listed = self.run(self.store.list(NS, limit=1000))
-        assert list(listed) == [self.item(k, state[k]) for k in sorted(state)]
+        visible = self.now()
+        assert list(listed) == [self.item(k, visible[k]) for k in sorted(visible)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -35,7 +35,7 @@ from botwire_server.errors import (
     Unavailable,
 )
 from botwire_server.settings import Limits, Settings
-from botwire_server.storage.base import Clock, system_clock, to_micros
+from botwire_server.storage.base import Clock, Write, system_clock, to_micros
 from botwire_server.storage.migrations import migration_files
 from botwire_server.storage.postgres import PostgresStore
 from botwire_server.storage.postgres_errors import translate
@@ -580,3 +580,18 @@ def test_driver_errors_translate_in_one_place(
 def test_programming_errors_are_not_disguised_as_outages() -> None:
     error = asyncpg.UndefinedTableError("relation does not exist")
     assert translate(error, statement_timeout_ms=5000) is error
+
+
+async def test_listeners_hear_commits_of_other_processes(migrated: str) -> None:
+    """A commit through one store (one server process) reaches the listeners of another on
+    the same database through LISTEN/NOTIFY, within a second."""
+    async with opened(migrated) as a, opened(migrated) as b:
+        heard: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        b.add_listener(lambda ns, head: heard.put_nowait((ns, head)))
+        await asyncio.sleep(0.2)  # b's LISTEN connection is up
+        await a.commit(
+            NS, [Write(op="set", key="x", value=b"1"), Write(op="set", key="y", value=b"2")]
+        )
+        assert await asyncio.wait_for(heard.get(), 1.0) == (NS, 1)
+        feed = await b.changes(NS)
+        assert [(e.revision, e.key) for e in feed.events] == [(1, "x"), (1, "y")]
