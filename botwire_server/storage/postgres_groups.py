@@ -9,24 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BotWireServerError
-from .base import Item, Write
+from .base import Item, NsState, Write
 
 # Gets waiting for one grouped read: (namespace, key, the caller's answer).
 GetGroup = list[tuple[str, str, "asyncio.Future[Item | None]"]]
 
 
-@dataclass(slots=True)
-class Head:
-    """A namespace row, read under its lock."""
-
-    revision: int = 0
-    oldest: int = 0
-    live_keys: int = 0
-    live_bytes: int = 0
-    last_at: int = 0
-    quota_day: int = -1
-    quota_used: int = 0
-
+Head = NsState  # a namespace row, read under its lock (queries.LOCK_HEAD: same columns)
 
 WriteWork = Callable[[Any, "Head"], Awaitable[Any]]
 
