@@ -118,7 +118,9 @@ async def test_put_get_round_trips_any_json(client: httpx.AsyncClient, value: An
         "updated_at",
         "version",
         "created_revision",
+        "expires_at",
     }
+    assert item["expires_at"] is None
     # The value is spliced into the response exactly as stored: compact JSON.
     assert b'"value":' + compact + b',"created_at"' in g.content
 
@@ -269,7 +271,13 @@ async def test_list_pages_in_key_order(client: httpx.AsyncClient) -> None:
             break
     assert seen == sorted(names) and pages == 3
     first = (await client.get("/memory/ns?limit=1")).json()["keys"][0]
-    assert first == {"key": "a", "bytes": 3, "updated_at": first["updated_at"], "version": 2}
+    assert first == {
+        "key": "a",
+        "bytes": 3,
+        "updated_at": first["updated_at"],
+        "version": 2,
+        "expires_at": None,
+    }
 
 
 async def test_list_default_limit_prefix_and_empty(client: httpx.AsyncClient) -> None:
