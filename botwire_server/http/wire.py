@@ -232,6 +232,30 @@ class ChangesOut(msgspec.Struct):
     next_after: int
 
 
+class ConflictOut(msgspec.Struct):
+    """A batch op whose condition failed; ``current_version`` 0: the key is absent."""
+
+    index: int
+    key: str
+    current_version: int
+
+
+class ErrorOut(msgspec.Struct):
+    """Every error: a sentence for humans, a stable code, the HTTP status, and the fields that
+    help with some codes (see the error table of each response). Built from the server's
+    exception classes (``errors.py``); this struct only describes it."""
+
+    error: str
+    code: str
+    status: int
+    current_version: int | msgspec.UnsetType = msgspec.UNSET
+    conflicts: list[ConflictOut] | msgspec.UnsetType = msgspec.UNSET
+    oldest_revision: int | msgspec.UnsetType = msgspec.UNSET
+    head: int | msgspec.UnsetType = msgspec.UNSET
+    retry_after: int | msgspec.UnsetType = msgspec.UNSET
+    limit: int | msgspec.UnsetType = msgspec.UNSET
+
+
 encode = msgspec.json.Encoder().encode
 put_decoder = msgspec.json.Decoder(PutBody)
 rollback_decoder = msgspec.json.Decoder(RollbackBody)
