@@ -16,6 +16,7 @@ import pytest
 from backends import BACKENDS, open_store
 from starlette.applications import Starlette
 
+from botwire_server.errors import RevisionCompacted
 from botwire_server.http import create_app
 from botwire_server.settings import Limits, Settings
 from botwire_server.storage.base import Store
@@ -279,4 +280,33 @@ async def test_head_request_ends_at_once(store: Store) -> None:
         r = await c.head("/namespaces/ns/watch")
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert app.state.service.hub.watchers == 0
+
+
+async def test_an_error_mid_stream_is_sent_as_an_error_event(store: Store) -> None:
+    async with serve(store) as (app, c):
+        stream = Stream(app, "/namespaces/ns/watch")
+        await stream.start()
+        await c.put("/memory/ns/k", json={"value": 1})
+        await stream.events(1)
+
+        async def compacted(namespace: str, **kwargs: Any) -> Any:
+            raise RevisionCompacted(kwargs["after"], 5)
+
+        store.changes = compacted  # type: ignore[method-assign]
+        await c.put("/memory/ns/k", json={"value": 2})
+        (error,) = await stream.events(1)
+        assert error == {
+            "event": "error",
+            "data": {
+                "error": "Revision 1 is older than the kept history; the oldest readable "
+                "revision is 5.",
+                "code": "revision_compacted",
+                "status": 410,
+                "oldest_revision": 5,
+            },
+        }
+        assert await stream.chunk() == b"" and stream.ended
+        assert stream.task is not None
+        await asyncio.wait_for(stream.task, 5)
         assert app.state.service.hub.watchers == 0
