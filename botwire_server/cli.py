@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import re
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -62,6 +63,12 @@ def _serve(settings: Settings) -> int:
                 self.force_exit = True
             else:
                 self.should_exit = True
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # On the event loop now: end the watch streams, which uvicorn would otherwise wait
+            # for until its graceful-shutdown timeout.
+            lifecycle.close()
+            await super().shutdown(sockets)
 
     verbose = settings.log_level in {"debug", "trace"}
     config = uvicorn.Config(

@@ -32,6 +32,10 @@ from typing import Any, ClassVar
 class BotWireServerError(Exception):
     status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal_error"
+    # Every code an instance may carry (default: ``default_code``) and the extra fields of its
+    # body; the OpenAPI document's error table is generated from them.
+    codes: ClassVar[tuple[str, ...]] = ()
+    fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -47,10 +51,20 @@ class BotWireServerError(Exception):
 class InvalidInput(BotWireServerError):
     status = 400
     default_code = "invalid_input"
+    codes: ClassVar[tuple[str, ...]] = (
+        "invalid_input",
+        "invalid_json",
+        "invalid_body",
+        "invalid_name",
+        "invalid_parameter",
+        "invalid_cursor",
+    )
 
 
 class FutureRevision(InvalidInput):
     default_code = "future_revision"
+    codes = ("future_revision",)
+    fields = ("head",)
 
     def __init__(self, revision: int, head: int) -> None:
         super().__init__(
@@ -62,6 +76,7 @@ class FutureRevision(InvalidInput):
 class NotFound(BotWireServerError):
     status = 404
     default_code = "not_found"
+    codes = ("key_not_found", "route_not_found")
 
 
 class MethodNotAllowed(BotWireServerError):
@@ -72,6 +87,7 @@ class MethodNotAllowed(BotWireServerError):
 class Conflict(BotWireServerError):
     status = 409
     default_code = "version_conflict"
+    fields = ("current_version",)
 
     def __init__(self, expected: int, current: int) -> None:
         wanted = "not to exist" if expected == 0 else f"to be at version {expected}"
@@ -89,6 +105,7 @@ class BatchConflict(BotWireServerError):
 
     status = 409
     default_code = "batch_conflict"
+    fields = ("conflicts",)
 
     def __init__(self, conflicts: list[tuple[int, str, int]]) -> None:
         first = conflicts[0]
@@ -108,6 +125,7 @@ class BatchConflict(BotWireServerError):
 class RevisionCompacted(BotWireServerError):
     status = 410
     default_code = "revision_compacted"
+    fields = ("oldest_revision",)
 
     def __init__(self, revision: int, oldest: int) -> None:
         super().__init__(
@@ -121,6 +139,8 @@ class RevisionCompacted(BotWireServerError):
 class PayloadTooLarge(BotWireServerError):
     status = 413
     default_code = "value_too_large"
+    codes = ("value_too_large", "namespace_full")
+    fields = ("limit",)
 
 
 class UnsupportedMediaType(BotWireServerError):
@@ -131,6 +151,7 @@ class UnsupportedMediaType(BotWireServerError):
 class QuotaExceeded(BotWireServerError):
     status = 429
     default_code = "write_quota_exceeded"
+    fields = ("retry_after",)
 
     def __init__(self, limit: int, retry_after: int) -> None:
         super().__init__(
@@ -144,6 +165,7 @@ class QuotaExceeded(BotWireServerError):
 class Unavailable(BotWireServerError):
     status = 503
     default_code = "database_unavailable"
+    codes = ("database_unavailable", "shutting_down")
 
 
 class DiskFull(BotWireServerError):

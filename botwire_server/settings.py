@@ -40,6 +40,10 @@ class Settings:
     # Seconds a graceful shutdown waits for requests in flight.
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    # Seconds between the comment lines that keep an idle watch stream open.
+    watch_keepalive: float = 15.0
+    # Seconds between the expiry sweeper's rounds.
+    expiry_interval: float = 1.0
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given non-None fields replaced (CLI flags over environment)."""
@@ -121,6 +125,18 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "Seconds a graceful shutdown waits for requests in flight.",
     ),
     ("BOTWIRE_LOG_LEVEL", "log_level", _log_level, "uvicorn log level."),
+    (
+        "BOTWIRE_WATCH_KEEPALIVE",
+        "watch_keepalive",
+        _float_positive,
+        "Seconds between keep-alive comments on an idle watch stream.",
+    ),
+    (
+        "BOTWIRE_EXPIRY_INTERVAL",
+        "expiry_interval",
+        _float_positive,
+        "Seconds between rounds of the expiry sweeper.",
+    ),
 )
 
 

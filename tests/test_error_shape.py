@@ -492,6 +492,138 @@ CASES = [
         setup=[("PUT", "/memory/ns/k", {"json": {"value": 1}})],
         limits=Limits(namespace_max_bytes=5),
     ),
+    # -- the write pipeline: batch, TTL, multi-get, change feed, watch ----------------------
+    Case(
+        "batch conflict",
+        "POST",
+        "/namespaces/ns/batch",
+        err(
+            409,
+            "batch_conflict",
+            "The batch was not applied: op 1 (key 'k') failed its condition (the key is at "
+            "version 1) and 1 more. Nothing was written; re-read and retry.",
+            conflicts=[
+                {"index": 1, "key": "k", "current_version": 1},
+                {"index": 2, "key": "gone", "current_version": 0},
+            ],
+        ),
+        {
+            "json": {
+                "ops": [
+                    {"op": "set", "key": "a", "value": 1},
+                    {"op": "check", "key": "k", "expected_version": 2},
+                    {"op": "delete", "key": "gone"},
+                ]
+            }
+        },
+        setup=[SET_K],
+    ),
+    Case(
+        "batch without ops",
+        "POST",
+        "/namespaces/ns/batch",
+        err(400, "invalid_body", "A request holds 1 to 1000 ops; this one holds 0."),
+        {"json": {"ops": []}},
+    ),
+    Case(
+        "batch key twice",
+        "POST",
+        "/namespaces/ns/batch",
+        err(
+            400,
+            "invalid_body",
+            "Key 'k' appears more than once in the batch (op 1); a batch may touch each key once.",
+        ),
+        {"json": {"ops": [{"op": "set", "key": "k", "value": 1}, {"op": "delete", "key": "k"}]}},
+    ),
+    Case(
+        "batch value too large",
+        "POST",
+        "/namespaces/ns/batch",
+        err(
+            413,
+            "value_too_large",
+            "The value is 12 bytes, over the limit of 10 bytes.",
+            limit=10,
+        ),
+        {"json": {"ops": [{"op": "set", "key": "k", "value": "x" * 10}]}},
+        limits=Limits(value_max_bytes=10),
+    ),
+    Case(
+        "put ttl not positive",
+        "PUT",
+        "/memory/ns/k",
+        err(
+            400,
+            "invalid_body",
+            "ttl must be a number of seconds > 0 and at most 3153600000 (100 years).",
+        ),
+        {"json": {"value": 1, "ttl": 0}},
+    ),
+    Case(
+        "get many without keys",
+        "POST",
+        "/namespaces/ns/get",
+        err(400, "invalid_body", "A request holds 1 to 1000 keys; this one holds 0."),
+        {"json": {"keys": []}},
+    ),
+    Case(
+        "changes after compacted",
+        "GET",
+        "/namespaces/ns/changes?after=0",
+        err(
+            410,
+            "revision_compacted",
+            "Revision 0 is older than the kept history; the oldest readable revision is 2.",
+            oldest_revision=2,
+        ),
+        setup=[SET_K, SET_K, ("POST", "/namespaces/ns/compact", {"json": {"before": 2}})],
+    ),
+    Case(
+        "changes after the head",
+        "GET",
+        "/namespaces/ns/changes?after=3",
+        err(
+            400,
+            "future_revision",
+            "Revision 3 is in the future: this namespace is at revision 1.",
+            head=1,
+        ),
+        setup=[SET_K],
+    ),
+    Case(
+        "changes after not a revision",
+        "GET",
+        "/namespaces/ns/changes?after=soon",
+        err(
+            400,
+            "invalid_parameter",
+            "after='soon' is invalid: use a revision (an integer >= 0).",
+        ),
+    ),
+    Case(
+        "watch after compacted",
+        "GET",
+        "/namespaces/ns/watch?after=1",
+        err(
+            410,
+            "revision_compacted",
+            "Revision 1 is older than the kept history; the oldest readable revision is 2.",
+            oldest_revision=2,
+        ),
+        setup=[SET_K, SET_K, ("POST", "/namespaces/ns/compact", {"json": {"before": 2}})],
+    ),
+    Case(
+        "watch bad last-event-id",
+        "GET",
+        "/namespaces/ns/watch",
+        err(
+            400,
+            "invalid_parameter",
+            "Last-Event-ID 'abc' is invalid: send the id of the last event received (a revision).",
+        ),
+        {"headers": {"Last-Event-ID": "abc"}},
+    ),
     # -- 415 ----------------------------------------------------------------------------------
     Case(
         "not json",
@@ -576,6 +708,7 @@ def test_every_code_has_a_row() -> None:
         "route_not_found",
         "method_not_allowed",
         "version_conflict",
+        "batch_conflict",
         "revision_compacted",
         "value_too_large",
         "namespace_full",

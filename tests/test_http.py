@@ -118,7 +118,9 @@ async def test_put_get_round_trips_any_json(client: httpx.AsyncClient, value: An
         "updated_at",
         "version",
         "created_revision",
+        "expires_at",
     }
+    assert item["expires_at"] is None
     # The value is spliced into the response exactly as stored: compact JSON.
     assert b'"value":' + compact + b',"created_at"' in g.content
 
@@ -269,7 +271,13 @@ async def test_list_pages_in_key_order(client: httpx.AsyncClient) -> None:
             break
     assert seen == sorted(names) and pages == 3
     first = (await client.get("/memory/ns?limit=1")).json()["keys"][0]
-    assert first == {"key": "a", "bytes": 3, "updated_at": first["updated_at"], "version": 2}
+    assert first == {
+        "key": "a",
+        "bytes": 3,
+        "updated_at": first["updated_at"],
+        "version": 2,
+        "expires_at": None,
+    }
 
 
 async def test_list_default_limit_prefix_and_empty(client: httpx.AsyncClient) -> None:
@@ -879,6 +887,44 @@ async def test_responses_match_the_openapi_schemas(client: httpx.AsyncClient) ->
         ("get", "/memory/{ns}/{key}", "/memory/ns/k?as_of=0", {}),
         ("get", "/stats/memory", "/stats/memory", {}),
         ("get", "/healthz", "/healthz", {}),
+        ("put", "/memory/{ns}/{key}", "/memory/ns/t", {"json": {"value": 1, "ttl": 60}}),
+        ("get", "/memory/{ns}/{key}", "/memory/ns/t", {}),
+        ("get", "/memory/{ns}", "/memory/ns", {}),
+        (
+            "post",
+            "/namespaces/{ns}/batch",
+            "/namespaces/ns/batch",
+            {
+                "json": {
+                    "ops": [
+                        {"op": "set", "key": "b", "value": [1], "ttl": 5},
+                        {"op": "check", "key": "t", "expected_version": 0},
+                    ]
+                }
+            },
+        ),
+        (
+            "post",
+            "/namespaces/{ns}/batch",
+            "/namespaces/ns/batch",
+            {"json": {"ops": [{"op": "set", "key": "b2", "value": None}]}},
+        ),
+        ("post", "/namespaces/{ns}/batch", "/namespaces/ns/batch", {"json": {"ops": []}}),
+        (
+            "post",
+            "/namespaces/{ns}/get",
+            "/namespaces/ns/get",
+            {"json": {"keys": ["t", "b2", "nope"], "as_of": None}},
+        ),
+        (
+            "post",
+            "/namespaces/{ns}/get",
+            "/namespaces/ns/get",
+            {"json": {"keys": ["t"], "as_of": 1}},
+        ),
+        ("get", "/namespaces/{ns}/changes", "/namespaces/ns/changes?limit=2", {}),
+        ("get", "/namespaces/{ns}/changes", "/namespaces/ns/changes?after=999", {}),
+        ("get", "/namespaces/{ns}/watch", "/namespaces/ns/watch?after=999", {}),
         ("delete", "/memory/{ns}/{key}", "/memory/ns/k", {}),
         ("delete", "/memory/{ns}/{key}", "/memory/ns/k", {}),
     ]
@@ -887,3 +933,27 @@ async def test_responses_match_the_openapi_schemas(client: httpx.AsyncClient) ->
         validator = _validator(doc, template, method, r.status_code)
         errors = [e.message for e in validator.iter_errors(r.json())]
         assert not errors, (method, url, r.status_code, r.json(), errors)
+
+
+def test_the_watch_stream_is_documented_as_server_sent_events() -> None:
+    op = DOCUMENT["paths"]["/namespaces/{ns}/watch"]["get"]
+    assert list(op["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert {p["name"] for p in op["parameters"]} == {"ns", "after", "prefix", "Last-Event-ID"}
+    assert {"400", "404", "410", "500", "503"} <= set(op["responses"])
+
+
+def test_every_body_schema_comes_from_a_wire_struct() -> None:
+    import msgspec
+
+    from botwire_server.http import wire
+
+    structs = {
+        name
+        for name, obj in vars(wire).items()
+        if isinstance(obj, type) and issubclass(obj, msgspec.Struct) and obj is not msgspec.Struct
+    }
+    assert set(DOCUMENT["components"]["schemas"]) <= structs
+    refs = re.findall(r'"#/components/schemas/(\w+)"', json.dumps(DOCUMENT))
+    assert set(refs) == set(DOCUMENT["components"]["schemas"])
+    conflict = DOCUMENT["paths"]["/namespaces/{ns}/batch"]["post"]["responses"]["409"]
+    assert "batch_conflict (with conflicts)" in conflict["description"]

@@ -30,6 +30,8 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_STATEMENT_TIMEOUT_MS": ("250", 250, ["-1", "fast"]),
     "BOTWIRE_SHUTDOWN_TIMEOUT": ("2.5", 2.5, ["0", "-1", "soon"]),
     "BOTWIRE_LOG_LEVEL": ("WARNING", "warning", ["loud", ""]),
+    "BOTWIRE_WATCH_KEEPALIVE": ("0.5", 0.5, ["0", "-2", "often"]),
+    "BOTWIRE_EXPIRY_INTERVAL": ("0.25", 0.25, ["0", "-1", "soon"]),
 }
 
 

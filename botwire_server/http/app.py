@@ -1,15 +1,16 @@
-"""The Starlette application: routes, the one error handler, the store's life cycle and the
-shutdown gate."""
+"""The Starlette application: routes, the one error handler, the life cycle of the store and of
+the service layer over it (watch hub, expiry sweeper), and the shutdown gate."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import service
 from ..errors import Unavailable
 from ..settings import Settings
 from ..storage import Store, create_store
@@ -20,12 +21,25 @@ from .routes import ROUTES
 
 class Lifecycle:
     """Whether the server is shutting down. Set on SIGTERM (by the CLI's server) and when the
-    lifespan ends; from then on new requests are refused with 503 ``shutting_down``."""
+    lifespan ends; from then on new requests are refused with 503 ``shutting_down``.
 
-    __slots__ = ("closing",)
+    ``close`` (on the event loop, not in a signal handler) also ends what would hold the
+    shutdown up: a graceful shutdown waits for responses in flight, and a watch stream never
+    finishes by itself."""
+
+    __slots__ = ("closing", "_on_close")
 
     def __init__(self) -> None:
         self.closing = False
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        self._on_close.append(callback)
+
+    def close(self) -> None:
+        self.closing = True
+        for callback in self._on_close:
+            callback()
 
 
 class ShutdownGate:
@@ -55,6 +69,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     (which finishes queued writes). A given ``store`` must already be open; the caller closes
     it."""
     lifecycle = Lifecycle()
+    lifecycle.on_close(lambda: app.state.service.end_streams() if app.state.service else None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,12 +78,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         if own:
             await active.migrate()
             await active.open()
+            app.state.service = service.Service(active, settings)
         app.state.store = active
         lifecycle.closing = False
+        # The sweeper runs while the store is open; the hub follows its commits.
+        app.state.service.start()
         try:
             yield
         finally:
-            lifecycle.closing = True
+            lifecycle.close()
+            await app.state.service.close()
             if own:
                 await active.close()
 
@@ -81,9 +100,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     # An unknown path is a 404 with the canonical body, never a redirect.
     app.router.redirect_slashes = False
     app.state.store = store
+    # A given store is open already: the service serves at once (watches included), also
+    # under transports that run no lifespan; the lifespan adds the expiry sweeper.
+    app.state.service = None
+    if store is not None:
+        app.state.service = service.Service(store, settings)
+        app.state.service.attach()
     app.state.settings = settings
     app.state.limits = settings.limits
     app.state.body_limit = body.body_limit(settings.limits.value_max_bytes)
+    app.state.batch_body_limit = body.batch_body_limit(settings.limits.value_max_bytes)
     app.state.lifecycle = lifecycle
     app.state.openapi = openapi.DOCUMENT_BYTES
     return app

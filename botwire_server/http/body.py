@@ -22,6 +22,13 @@ T = TypeVar("T")
 ENVELOPE_BYTES = 16 * 1024
 # Rollback and compaction bodies hold a few small fields.
 SMALL_BODY_BYTES = 16 * 1024
+# A multi-get body: up to 1000 keys, each at most a few KiB of JSON even fully escaped.
+KEYS_BODY_BYTES = 8 * 1024 * 1024
+# A batch: up to 1000 ops, each a value plus room for its key and fields, capped so that one
+# request cannot make the server buffer more than this; always room for one value of the
+# largest size.
+OP_ENVELOPE_BYTES = 2 * 1024
+BATCH_BODY_MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 100
 
 _encode = msgspec.json.Encoder().encode
@@ -30,6 +37,17 @@ _encode = msgspec.json.Encoder().encode
 def body_limit(value_max_bytes: int) -> int:
     """The largest body accepted for a value limit (0 = unlimited)."""
     return value_max_bytes + ENVELOPE_BYTES if value_max_bytes else 0
+
+
+def batch_body_limit(value_max_bytes: int) -> int:
+    """The largest batch body accepted for a value limit (0 = unlimited, as for PUT):
+    1000 x (value limit + 2 KiB), at most 16 MiB, at least the PUT body limit."""
+    if not value_max_bytes:
+        return 0
+    return max(
+        body_limit(value_max_bytes),
+        min(1000 * (value_max_bytes + OP_ENVELOPE_BYTES), BATCH_BODY_MAX_BYTES),
+    )
 
 
 async def read(

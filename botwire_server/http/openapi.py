@@ -1,12 +1,25 @@
-"""The OpenAPI 3.1 document served at ``GET /openapi.json``, written by hand to describe exactly
-what the routes do (tests fuzz the server from it)."""
+"""The OpenAPI 3.1 document served at ``GET /openapi.json`` (tests fuzz the server from it).
+
+Bodies cannot drift from the code: every request and response schema is generated from the
+msgspec structs of ``wire.py`` (``msgspec.json.schema_components``), then refined by field name
+(``_refine``: names, revisions, times and values get the schemas below) and by a short table of
+per-field bounds. The error table comes from the exception classes (``errors.py``). Only the
+routes are written here, one row each in ``OPERATIONS``: method, path, request and response
+struct, error statuses and parameters.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
+from .. import errors
+from ..service import MAX_KEYS, MAX_TTL_SECONDS
+from ..storage.base import MAX_OPS
+from . import wire
 from .body import MAX_DEPTH
 from .wire import MAX_INT
 
@@ -29,189 +42,152 @@ ISO: Schema = {
     "description": "ISO-8601 UTC with microseconds, e.g. 2026-11-21T10:00:00.123456Z.",
 }
 UNIX: Schema = {"type": "number", "description": "Unix seconds (UTC)."}
-CURSOR: Schema = {"type": ["string", "null"], "description": "Opaque; null on the last page."}
+AT: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "An ISO-8601 time with a timezone, e.g. 2026-11-21T10:00:00Z.",
+}
 
 
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
-    return {
-        "type": "object",
-        "required": list(required),
-        "properties": {**required, **(optional or {})},
-    }
+# -- schemas from the wire structs ---------------------------------------------------------------
 
+# Fields whose schema follows from their name wherever they appear. A rule applies to the
+# nodes of the field's schema that have the given JSON type (so `key: str | None` keeps null).
+_NAMES = {"namespace": NAMESPACE, "key": KEY, "keys": KEY}
+_REVISIONS = {
+    "revision",
+    "version",
+    "created_revision",
+    "current_version",
+    "oldest_revision",
+    "head",
+    "next_after",
+}
+_TIMES = {"at", "created_at", "updated_at", "expires_at"}
+_POINTS = {"as_of", "to"}  # a revision or an ISO-8601 time with a timezone
 
-SCHEMAS: dict[str, Schema] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "code", "status"],
-        "properties": {
-            "error": {"type": "string", "description": "A sentence for humans."},
-            "code": {"type": "string", "pattern": "^[a-z_]+$"},
-            "status": {"type": "integer"},
-            "current_version": {"type": "integer", "minimum": 0},
-            "oldest_revision": {"type": "integer", "minimum": 0},
-            "head": {"type": "integer", "minimum": 0},
-            "retry_after": {"type": "integer", "minimum": 1},
-            "limit": {"type": "integer", "minimum": 0},
-        },
-        "additionalProperties": True,
-    },
-    "PutBody": {
-        **_obj(
-            {"value": ANY_JSON}, {"expected_version": {**REVISION, "type": ["integer", "null"]}}
-        ),
-        "description": "expected_version: 0 = the key must not exist; N = its version must be N.",
-    },
-    "Stored": _obj(
-        {
-            "namespace": NAMESPACE,
-            "key": KEY,
-            "stored": {"const": True},
-            "bytes": {"type": "integer", "minimum": 0},
-            "version": REVISION,
-            "created_revision": REVISION,
-        }
-    ),
-    "Item": _obj(
-        {
-            "namespace": NAMESPACE,
-            "key": KEY,
-            "value": ANY_JSON,
-            "created_at": UNIX,
-            "updated_at": UNIX,
-            "version": REVISION,
-            "created_revision": REVISION,
-        }
-    ),
-    "Deleted": _obj(
-        {"deleted": {"const": True}, "namespace": NAMESPACE, "key": KEY, "version": REVISION}
-    ),
-    "KeyPage": _obj(
-        {
-            "namespace": NAMESPACE,
-            "count": {"type": "integer", "minimum": 0, "maximum": 1000},
-            "keys": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "key": KEY,
-                        "bytes": {"type": "integer", "minimum": 0},
-                        "updated_at": UNIX,
-                        "version": REVISION,
-                    }
-                ),
-            },
-            "next_cursor": CURSOR,
-            "revision": REVISION,
-        }
-    ),
-    "Stats": _obj(
-        {
-            "total_entries": {"type": "integer", "minimum": 0},
-            "total_namespaces": {"type": "integer", "minimum": 0},
-            "total_bytes": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "History": _obj(
-        {
-            "namespace": NAMESPACE,
-            "key": KEY,
-            "events": {
-                "type": "array",
-                "description": "Newest first.",
-                "items": _obj(
-                    {
-                        "revision": REVISION,
-                        "op": {"enum": ["set", "delete"]},
-                        "value": {**ANY_JSON, "description": "The value set; null for a delete."},
-                        "at": ISO,
-                    }
-                ),
-            },
-            "next_cursor": CURSOR,
-        }
-    ),
-    "Namespace": _obj(
-        {
-            "namespace": NAMESPACE,
-            "revision": {**REVISION, "description": "The head: the last committed revision."},
-            "keys": {"type": "integer", "minimum": 0},
-            "bytes": {"type": "integer", "minimum": 0},
-            "oldest_revision": REVISION,
-            "updated_at": {**ISO, "type": ["string", "null"]},
-        }
-    ),
-    "Snapshot": _obj(
-        {
-            "namespace": NAMESPACE,
-            "revision": {**REVISION, "description": "The revision read."},
-            "values": {"type": "object", "additionalProperties": ANY_JSON},
-            "next_cursor": CURSOR,
-        }
-    ),
-    "RollbackBody": _obj(
-        {"to": {"oneOf": [REVISION, {**ISO, "description": "ISO-8601 with a timezone."}]}},
-        {
-            "key": {**KEY, "type": ["string", "null"]},
-            "dry_run": {"type": "boolean", "default": False},
-        },
-    ),
-    "Rollback": _obj(
-        {
-            "namespace": NAMESPACE,
-            "revision": {
-                **REVISION,
-                "description": "The new head, or the unchanged head (dry run, nothing differed).",
-            },
-            "dry_run": {"type": "boolean"},
-            "changed": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "key": KEY,
-                        "op": {"enum": ["set", "delete"]},
-                        "value": {**ANY_JSON, "description": "Restored value; null for delete."},
-                    }
-                ),
-            },
-        }
-    ),
-    "CompactBody": _obj({"before": REVISION}),
-    "Compacted": _obj(
-        {
-            "namespace": NAMESPACE,
-            "removed": {"type": "integer", "minimum": 0},
-            "oldest_revision": REVISION,
-        }
-    ),
-    "Health": _obj({"status": {"const": "ok"}}),
+# Bounds that the service checks (with its own messages) rather than the decoder.
+_BOUNDS: dict[tuple[str, str], Schema] = {
+    ("BatchBody", "ops"): {"minItems": 1, "maxItems": MAX_OPS},
+    ("GetBody", "keys"): {"minItems": 1, "maxItems": MAX_KEYS},
+    ("KeyPage", "count"): {"minimum": 0, "maximum": 1000},
+}
+_TTL: Schema = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": MAX_TTL_SECONDS,
+    "description": "Seconds until the value expires (a later set without ttl clears it).",
 }
 
-ERRORS = {
-    "400": "Invalid input: invalid_input, invalid_json, invalid_body, invalid_name, "
-    "invalid_parameter, invalid_cursor, future_revision (with head).",
-    "404": "key_not_found, or route_not_found (also for a path parameter holding an encoded "
-    "'/', which no longer matches the route).",
-    "405": "method_not_allowed; the Allow header lists the methods.",
-    "409": "version_conflict, with current_version (0 when the key is absent).",
-    "410": "revision_compacted, with oldest_revision.",
-    "413": "value_too_large (with limit) or namespace_full (with limit).",
-    "415": "unsupported_media_type: a body that is not application/json.",
-    "429": "write_quota_exceeded, with retry_after (also the Retry-After header).",
-    "500": "internal_error.",
-    "503": "database_unavailable or shutting_down.",
-    "507": "disk_full.",
-}
+
+def _nodes(schema: Schema) -> list[Schema]:
+    """The alternatives of a schema (its anyOf branches, or itself)."""
+    return list(schema["anyOf"]) if "anyOf" in schema else [schema]
+
+
+def _typed(schema: Schema, kind: str, replacement: Schema) -> Schema:
+    """``schema`` with each alternative of JSON type ``kind`` (or an array of them) replaced."""
+    out: list[Schema] = []
+    for node in _nodes(schema):
+        if node.get("type") == kind:
+            node = {**replacement, **{k: v for k, v in node.items() if k == "default"}}
+        elif node.get("type") == "array" and node.get("items", {}).get("type") == kind:
+            node = {**node, "items": replacement}
+        out.append(node)
+    return {**schema, "anyOf": out} if "anyOf" in schema else out[0]
+
+
+def _field(struct: str, name: str, schema: Schema) -> Schema:
+    if name in _NAMES:
+        schema = _typed(schema, "string", _NAMES[name])
+    elif name in _REVISIONS:
+        schema = _typed(schema, "integer", REVISION)
+    elif name in _TIMES:
+        schema = _typed(_typed(schema, "string", ISO), "number", UNIX)
+    elif name in _POINTS:
+        schema = _typed(schema, "string", AT)
+    elif name == "value":
+        schema = {**schema, **ANY_JSON}
+    elif name == "ttl":
+        schema = _typed(schema, "number", _TTL)
+    return {**schema, **_BOUNDS.get((struct, name), {})}
+
+
+def _refine(name: str, schema: Schema) -> Schema:
+    schema = {k: v for k, v in schema.items() if k != "title"}
+    if "description" in schema:
+        schema["description"] = schema["description"].replace("``", "`")
+    if "properties" in schema:
+        schema["properties"] = {
+            field: _field(name, field, sub) for field, sub in schema["properties"].items()
+        }
+    return schema
+
+
+BODIES: tuple[type[msgspec.Struct], ...] = (
+    wire.ErrorOut,
+    wire.PutBody,
+    wire.Stored,
+    wire.ItemOut,
+    wire.Deleted,
+    wire.KeyPage,
+    wire.StatsOut,
+    wire.HistoryPage,
+    wire.NamespaceOut,
+    wire.SnapshotPage,
+    wire.RollbackBody,
+    wire.RollbackOut,
+    wire.CompactBody,
+    wire.CompactOut,
+    wire.BatchBody,
+    wire.BatchOut,
+    wire.GetBody,
+    wire.ItemsOut,
+    wire.ChangesOut,
+    wire.Health,
+)
+_, _components = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
+SCHEMAS: dict[str, Schema] = {name: _refine(name, s) for name, s in sorted(_components.items())}
+
+
+# -- errors, from the exception classes ----------------------------------------------------------
+
+
+def _error_classes(cls: type[errors.BotWireServerError]) -> list[type[errors.BotWireServerError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out += _error_classes(sub)
+    return out
+
+
+def _error_table() -> dict[str, str]:
+    rows: dict[str, list[str]] = {}
+    for cls in _error_classes(errors.BotWireServerError):
+        codes = ", ".join(cls.codes or (cls.default_code,))
+        fields = f" (with {', '.join(cls.fields)})" if cls.fields else ""
+        rows.setdefault(str(cls.status), []).append(codes + fields)
+    return {status: "; ".join(texts) + "." for status, texts in sorted(rows.items())}
+
+
+ERRORS = _error_table()
+# What the classes cannot say.
+ERRORS["404"] += (
+    " route_not_found also answers a path parameter holding an encoded '/', which no longer "
+    "matches the route."
+)
+ERRORS["405"] += " The Allow header lists the methods."
+ERRORS["413"] += " A body past the route's limit is refused before it is read whole."
+ERRORS["429"] += " Also the Retry-After header."
 
 
 def _error(status: str) -> Schema:
     response: Schema = {
         "description": ERRORS[status],
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {"application/json": {"schema": _ref("ErrorOut")}},
     }
     if status == "429":
         response["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
@@ -220,24 +196,7 @@ def _error(status: str) -> Schema:
     return response
 
 
-def _ok(schema: str, description: str, *, etag: bool = False) -> Schema:
-    response: Schema = {
-        "description": description,
-        "content": {"application/json": {"schema": _ref(schema)}},
-    }
-    if etag:
-        response["headers"] = {
-            "ETag": {"description": 'The version, quoted: "3".', "schema": {"type": "string"}}
-        }
-    return response
-
-
-def _responses(ok: Schema, *statuses: str) -> Schema:
-    # Every route can meet a broken database, a shutdown, or a bug.
-    out: Schema = {"200": ok}
-    for status in sorted({*statuses, "500", "503"}):
-        out[status] = _error(status)
-    return out
+# -- parameters ----------------------------------------------------------------------------------
 
 
 def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
@@ -268,6 +227,19 @@ P_PREFIX = _param(
     "prefix", "query", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{0,128}$"}, "Key prefix."
 )
 P_CURSOR = _param("cursor", "query", {"type": "string"}, "next_cursor of the previous page.")
+P_AFTER = _param(
+    "after",
+    "query",
+    {"type": "string", "pattern": "^[0-9]*$"},
+    "Events of revisions after this one (default 0; on watch, default: the head, so only new "
+    "changes). Below the kept history: 410; above the head: 400 future_revision.",
+)
+P_LAST_EVENT_ID = _param(
+    "Last-Event-ID",
+    "header",
+    {"type": "string", "pattern": "^[0-9]+$"},
+    "The id of the last event received; resumes right after that revision (wins over after).",
+)
 
 
 def _limit(default: int) -> Schema:
@@ -297,136 +269,213 @@ P_IF_NONE_MATCH = _param(
 P_EXPECTED = _param(
     "expected_version", "query", REVISION, "Delete only if the key is at this version."
 )
+_PATH_PARAMS = {"ns": P_NS, "key": P_KEY}
 
 
-def _body(schema: str) -> Schema:
-    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+# -- the routes ----------------------------------------------------------------------------------
 
-
-PATHS: dict[str, Schema] = {
-    "/memory/{ns}/{key}": {
-        "parameters": [P_NS, P_KEY],
-        "put": {
-            "operationId": "setValue",
-            "summary": "Set a key's value (a new revision).",
-            "parameters": [P_IF_MATCH, P_IF_NONE_MATCH],
-            "requestBody": _body("PutBody"),
-            "responses": _responses(
-                _ok("Stored", "Stored.", etag=True),
-                "400",
-                "409",
-                "413",
-                "415",
-                "429",
-                "507",
-            ),
-        },
-        "get": {
-            "operationId": "getValue",
-            "summary": "Read a key, now or as of a revision or time.",
-            "parameters": [P_AS_OF],
-            "responses": _responses(_ok("Item", "The key.", etag=True), "400", "404", "410"),
-        },
-        "delete": {
-            "operationId": "deleteKey",
-            "summary": "Delete a key (a tombstone revision; its history stays).",
-            "parameters": [P_EXPECTED, P_IF_MATCH],
-            "responses": _responses(_ok("Deleted", "Deleted."), "400", "404", "409", "429", "507"),
-        },
-    },
-    "/memory/{ns}": {
-        "get": {
-            "operationId": "listKeys",
-            "summary": "List keys in key order, one page at a time.",
-            "parameters": [P_NS, _limit(100), P_PREFIX, P_CURSOR, P_AS_OF],
-            "responses": _responses(_ok("KeyPage", "One page of keys."), "400", "410"),
-        }
-    },
-    "/stats/memory": {
-        "get": {
-            "operationId": "stats",
-            "summary": "Totals over every namespace.",
-            "responses": _responses(_ok("Stats", "Totals.")),
-        }
-    },
-    "/memory/{ns}/{key}/history": {
-        "get": {
-            "operationId": "history",
-            "summary": "A key's events, newest first.",
-            "parameters": [P_NS, P_KEY, _limit(100), P_CURSOR],
-            "responses": _responses(_ok("History", "One page of events."), "400"),
-        }
-    },
-    "/namespaces/{ns}": {
-        "get": {
-            "operationId": "namespaceInfo",
-            "summary": "A namespace's head revision and size (zeros when never written).",
-            "parameters": [P_NS],
-            "responses": _responses(_ok("Namespace", "The namespace."), "400"),
-        }
-    },
-    "/namespaces/{ns}/snapshot": {
-        "get": {
-            "operationId": "snapshot",
-            "summary": "Every key's value at one revision; pass as_of=<revision> on later pages.",
-            "parameters": [P_NS, P_AS_OF, P_PREFIX, P_CURSOR, _limit(1000)],
-            "responses": _responses(_ok("Snapshot", "One page of values."), "400", "410"),
-        }
-    },
-    "/namespaces/{ns}/rollback": {
-        "post": {
-            "operationId": "rollback",
-            "summary": "Append one revision that restores the state as of `to`.",
-            "parameters": [P_NS],
-            "requestBody": _body("RollbackBody"),
-            "responses": _responses(
-                _ok("Rollback", "The changes (made, or only computed for a dry run)."),
-                "400",
-                "410",
-                "413",
-                "415",
-                "429",
-                "507",
-            ),
-        }
-    },
-    "/namespaces/{ns}/compact": {
-        "post": {
-            "operationId": "compact",
-            "summary": "Forget history no read at or after `before` needs.",
-            "parameters": [P_NS],
-            "requestBody": _body("CompactBody"),
-            "responses": _responses(_ok("Compacted", "Compacted."), "400", "413", "415", "507"),
-        }
-    },
-    "/healthz": {
-        "get": {
-            "operationId": "health",
-            "summary": "200 while the database answers; 503 otherwise or while shutting down.",
-            "responses": _responses(_ok("Health", "Healthy.")),
-        }
-    },
-    "/openapi.json": {
-        "get": {
-            "operationId": "openapi",
-            "summary": "This document.",
-            "responses": {
-                "200": {
-                    "description": "OpenAPI 3.1.",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "503": _error("503"),
-            },
-        }
-    },
+SSE: Schema = {
+    "description": "Server-Sent Events until the client disconnects or the server stops. Each "
+    "change is `event: change` with `data:` the event as in the change feed (a FeedEvent); "
+    "only the last event of each revision carries `id: <revision>`, so `Last-Event-ID` always "
+    "names a fully received revision. `: keepalive` comment lines come every "
+    "BOTWIRE_WATCH_KEEPALIVE seconds (15) while idle. An error after the stream started is "
+    "sent as `event: error` with the error body, and the stream ends.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
 
-# A path parameter holding an encoded '/' makes the path match no route: 404 route_not_found.
-for _path, _operations in PATHS.items():
-    if "{" in _path:
-        for _operation in _operations.values():
-            if isinstance(_operation, dict) and "responses" in _operation:
-                _operation["responses"].setdefault("404", _error("404"))
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    id: str
+    summary: str
+    response: type[msgspec.Struct] | None  # the 200 body; None: SSE
+    errors: str = ""  # error statuses besides 404 on templated paths, 500 and 503
+    body: type[msgspec.Struct] | None = None
+    params: tuple[Schema, ...] = ()
+    etag: bool = False
+
+
+OPERATIONS = [
+    Operation(
+        "put",
+        "/memory/{ns}/{key}",
+        "setValue",
+        "Set a key's value (a new revision); ttl: seconds until it expires.",
+        wire.Stored,
+        "400 409 413 415 429 507",
+        wire.PutBody,
+        (P_IF_MATCH, P_IF_NONE_MATCH),
+        etag=True,
+    ),
+    Operation(
+        "get",
+        "/memory/{ns}/{key}",
+        "getValue",
+        "Read a key, now or as of a revision or time.",
+        wire.ItemOut,
+        "400 410",
+        params=(P_AS_OF,),
+        etag=True,
+    ),
+    Operation(
+        "delete",
+        "/memory/{ns}/{key}",
+        "deleteKey",
+        "Delete a key (a tombstone revision; its history stays).",
+        wire.Deleted,
+        "400 409 429 507",
+        params=(P_EXPECTED, P_IF_MATCH),
+    ),
+    Operation(
+        "get",
+        "/memory/{ns}",
+        "listKeys",
+        "List keys in key order, one page at a time.",
+        wire.KeyPage,
+        "400 410",
+        params=(_limit(100), P_PREFIX, P_CURSOR, P_AS_OF),
+    ),
+    Operation("get", "/stats/memory", "stats", "Totals over every namespace.", wire.StatsOut),
+    Operation(
+        "get",
+        "/memory/{ns}/{key}/history",
+        "history",
+        "A key's events, newest first.",
+        wire.HistoryPage,
+        "400",
+        params=(_limit(100), P_CURSOR),
+    ),
+    Operation(
+        "get",
+        "/namespaces/{ns}",
+        "namespaceInfo",
+        "A namespace's head revision and size (zeros when never written).",
+        wire.NamespaceOut,
+        "400",
+    ),
+    Operation(
+        "get",
+        "/namespaces/{ns}/snapshot",
+        "snapshot",
+        "Every key's value at one revision; pass as_of=<revision> on later pages.",
+        wire.SnapshotPage,
+        "400 410",
+        params=(P_AS_OF, P_PREFIX, P_CURSOR, _limit(1000)),
+    ),
+    Operation(
+        "post",
+        "/namespaces/{ns}/rollback",
+        "rollback",
+        "Append one revision that restores the state as of `to`.",
+        wire.RollbackOut,
+        "400 410 413 415 429 507",
+        wire.RollbackBody,
+    ),
+    Operation(
+        "post",
+        "/namespaces/{ns}/compact",
+        "compact",
+        "Forget history no read at or after `before` needs.",
+        wire.CompactOut,
+        "400 413 415 507",
+        wire.CompactBody,
+    ),
+    Operation(
+        "post",
+        "/namespaces/{ns}/batch",
+        "batch",
+        "Commit 1-1000 ops (set, delete, check) as ONE revision, or none of them (409).",
+        wire.BatchOut,
+        "400 409 413 415 429 507",
+        wire.BatchBody,
+    ),
+    Operation(
+        "post",
+        "/namespaces/{ns}/get",
+        "getMany",
+        "Read 1-1000 keys at one revision (now or as_of); absent keys are null.",
+        wire.ItemsOut,
+        "400 410 413 415",
+        wire.GetBody,
+    ),
+    Operation(
+        "get",
+        "/namespaces/{ns}/changes",
+        "changes",
+        "The change feed: every event after a revision, oldest first, limit revisions a page.",
+        wire.ChangesOut,
+        "400 410",
+        params=(P_AFTER, _limit(100), P_PREFIX),
+    ),
+    Operation(
+        "get",
+        "/namespaces/{ns}/watch",
+        "watch",
+        "Follow the change feed as Server-Sent Events.",
+        None,
+        "400 410",
+        params=(P_AFTER, P_PREFIX, P_LAST_EVENT_ID),
+    ),
+    Operation(
+        "get",
+        "/healthz",
+        "health",
+        "200 while the database answers; 503 otherwise or while shutting down.",
+        wire.Health,
+    ),
+]
+
+
+def _operation(op: Operation) -> Schema:
+    ok: Schema
+    if op.response is None:
+        ok = SSE
+    else:
+        name = op.response.__name__
+        ok = {"description": op.summary, "content": {"application/json": {"schema": _ref(name)}}}
+    if op.etag:
+        ok["headers"] = {
+            "ETag": {"description": 'The version, quoted: "3".', "schema": {"type": "string"}}
+        }
+    statuses = set(op.errors.split()) | {"500", "503"}
+    if "{" in op.path:  # a path parameter holding an encoded '/' matches no route
+        statuses.add("404")
+    out: Schema = {
+        "operationId": op.id,
+        "summary": op.summary,
+        "parameters": [
+            *(_PATH_PARAMS[name] for name in re.findall(r"\{(\w+)\}", op.path)),
+            *op.params,
+        ],
+        "responses": {"200": ok, **{status: _error(status) for status in sorted(statuses)}},
+    }
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body.__name__)}},
+        }
+    return out
+
+
+PATHS: dict[str, Schema] = {}
+for _op in OPERATIONS:
+    PATHS.setdefault(_op.path, {})[_op.method] = _operation(_op)
+PATHS["/openapi.json"] = {
+    "get": {
+        "operationId": "openapi",
+        "summary": "This document.",
+        "responses": {
+            "200": {
+                "description": "OpenAPI 3.1.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "503": _error("503"),
+        },
+    }
+}
 
 DOCUMENT: Schema = {
     "openapi": "3.1.0",

@@ -128,6 +128,31 @@ def expected_version_query(query: QueryParams) -> int | None:
     return int(raw)
 
 
+def revision_param(query: QueryParams, name: str) -> int | None:
+    """A revision in the query (``after``); absent or empty is None. One too large for any
+    backend is clamped, so the store answers future_revision with the head."""
+    raw = _single(query, name)
+    if not raw:
+        return None
+    if _NUMBER.fullmatch(raw) is None:
+        raise _invalid(f"{name}={_shown(raw)} is invalid: use a revision (an integer >= 0).")
+    return MAX_INT if len(raw) > 19 else min(int(raw), MAX_INT)
+
+
+def last_event_id(headers: Mapping[str, str]) -> int | None:
+    """The revision a watch stream resumes after (``Last-Event-ID``, as the SSE ids are)."""
+    raw = headers.get("last-event-id")
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if _NUMBER.fullmatch(raw) is None:
+        raise _invalid(
+            f"Last-Event-ID {_shown(raw)} is invalid: send the id of the last event received "
+            "(a revision)."
+        )
+    return MAX_INT if len(raw) > 19 else min(int(raw), MAX_INT)
+
+
 # -- conditional headers ---------------------------------------------------------------------
 
 

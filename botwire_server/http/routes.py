@@ -1,11 +1,12 @@
-"""The routes. Each one parses its parameters, calls one store verb and encodes the result;
-the rules live in ``params``, ``body`` and the store."""
+"""The routes. Each one parses its parameters, calls ONE verb of the service layer
+(``botwire_server.service``) and encodes the result; the rules live in ``params``, ``body``,
+the service and the store."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from starlette.requests import Request
@@ -13,13 +14,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import NotFound
+# The module, not its names: the service imports ``params`` from this package (until names
+# get a module of their own), so either side may be imported first.
+from .. import service
 from ..settings import Limits
-from ..storage.base import Store, check_value_size
-from . import body, params, wire
+from ..storage.base import Item
+from . import body, params, stream, wire
+
+if TYPE_CHECKING:
+    from ..service import BatchOp, Service
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-T = TypeVar("T")
 
 _CONTENT_TYPE = (b"content-type", b"application/json")
 
@@ -42,8 +47,8 @@ class JSONBytes(Response):
 _json = JSONBytes
 
 
-def _store(request: Request) -> Store:
-    return cast(Store, request.app.state.store)
+def _service(request: Request) -> Service:
+    return cast("Service", request.app.state.service)
 
 
 def _limits(request: Request) -> Limits:
@@ -54,59 +59,54 @@ def _raw(value: bytes | None) -> msgspec.Raw | None:
     return None if value is None else msgspec.Raw(value)
 
 
-async def _page(
-    fetch: Callable[[int], Awaitable[Sequence[T]]],
-    probe: Callable[[T], Awaitable[Sequence[object]]],
-    limit: int,
-) -> tuple[Sequence[T], bool]:
-    """One page of ``limit`` rows and whether more follow, so that ``next_cursor`` is null on
-    the last page. Stores serve at most 1000 rows a call, hence the probe for a full page."""
-    if limit < 1000:
-        rows = await fetch(limit + 1)
-        return rows[:limit], len(rows) > limit
-    rows = await fetch(limit)
-    return rows, len(rows) == limit and len(await probe(rows[-1])) > 0
+def _iso(micros: int | None) -> str | None:
+    return None if micros is None else params.iso(micros)
 
 
 # -- BotWire-compatible routes ---------------------------------------------------------------
 
 
 async def put_item(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
-    key = params.key(request.path_params["key"])
+    path = request.path_params
     limits = _limits(request)
     headers = params.headers(request.scope)
     data = await body.read(request, request.app.state.body_limit, limits.value_max_bytes, headers)
     put = body.decode(data, wire.put_decoder)
     value = body.encode_value(put.value, data)
-    check_value_size(limits, len(value))
     expected = params.expected_version(headers, put.expected_version, allow_none_match=True)
-    result = await _store(request).set(ns, key, value, expected_version=expected)
+    result = await _service(request).set(
+        path["ns"], path["key"], value, expected_version=expected, ttl=put.ttl
+    )
     return _json(
         wire.encode(
-            wire.Stored(ns, key, True, result.bytes, result.revision, result.created_revision)
+            wire.Stored(
+                path["ns"],
+                path["key"],
+                True,
+                result.bytes,
+                result.revision,
+                result.created_revision,
+            )
         ),
         params.etag(result.revision),
     )
 
 
 async def get_item(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
-    key = params.key(request.path_params["key"])
+    path = request.path_params
     as_of = params.as_of(request.query_params) if request.scope["query_string"] else None
-    item = await _store(request).get(ns, key, as_of=as_of)
-    if item is None:
-        raise NotFound(f"Key {key!r} does not exist in namespace {ns!r}.", code="key_not_found")
+    item = await _service(request).get(path["ns"], path["key"], as_of=as_of)
     return _json(
         wire.encode(
             wire.ItemOut(
-                ns,
-                key,
+                path["ns"],
+                item.key,
                 msgspec.Raw(item.value),
                 params.seconds(item.created_at),
                 params.seconds(item.updated_at),
                 item.version,
                 item.created_revision,
+                None if item.expires_at is None else params.seconds(item.expires_at),
             )
         ),
         params.etag(item.version),
@@ -114,40 +114,40 @@ async def get_item(request: Request) -> Response:
 
 
 async def delete_item(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
-    key = params.key(request.path_params["key"])
+    path = request.path_params
     expected = params.expected_version(
         request.headers, params.expected_version_query(request.query_params), allow_none_match=False
     )
-    result = await _store(request).delete(ns, key, expected_version=expected)
-    return _json(wire.encode(wire.Deleted(True, ns, key, result.revision)))
+    result = await _service(request).delete(path["ns"], path["key"], expected_version=expected)
+    return _json(wire.encode(wire.Deleted(True, path["ns"], path["key"], result.revision)))
 
 
 async def list_keys(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
+    ns = request.path_params["ns"]
     query = request.query_params
-    limit = params.limit(query, 100)
-    prefix = params.prefix(query)
-    after = params.key_cursor(query, "k")
-    as_of = params.as_of(query)
-    store = _store(request)
-    # A current listing reads the current table; a past one reads at the resolved revision.
-    revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
-    read_at = None if as_of is None else revision
-    items, more = await _page(
-        lambda n: store.list(ns, prefix=prefix, after=after, limit=n, as_of=read_at),
-        lambda last: store.list(ns, prefix=prefix, after=last.key, limit=1, as_of=read_at),
-        limit,
+    page = await _service(request).list_keys(
+        ns,
+        prefix=params.prefix(query),
+        after=params.key_cursor(query, "k"),
+        limit=params.limit(query, 100),
+        as_of=params.as_of(query),
     )
     keys = [
-        wire.KeyOut(i.key, len(i.value), params.seconds(i.updated_at), i.version) for i in items
+        wire.KeyOut(
+            i.key,
+            len(i.value),
+            params.seconds(i.updated_at),
+            i.version,
+            None if i.expires_at is None else params.seconds(i.expires_at),
+        )
+        for i in page.rows
     ]
-    cursor = params.make_cursor("k", items[-1].key) if more else None
-    return _json(wire.encode(wire.KeyPage(ns, len(keys), keys, cursor, revision)))
+    cursor = params.make_cursor("k", page.rows[-1].key) if page.more else None
+    return _json(wire.encode(wire.KeyPage(ns, len(keys), keys, cursor, page.revision)))
 
 
 async def stats(request: Request) -> Response:
-    s = await _store(request).stats()
+    s = await _service(request).stats()
     return _json(wire.encode(wire.StatsOut(s.total_entries, s.total_namespaces, s.total_bytes)))
 
 
@@ -155,24 +155,26 @@ async def stats(request: Request) -> Response:
 
 
 async def history(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
-    key = params.key(request.path_params["key"])
-    limit = params.limit(request.query_params, 100)
-    before = params.revision_cursor(request.query_params, "h")
-    store = _store(request)
-    events, more = await _page(
-        lambda n: store.history(ns, key, before=before, limit=n),
-        lambda last: store.history(ns, key, before=last.revision, limit=1),
-        limit,
+    path = request.path_params
+    query = request.query_params
+    page = await _service(request).history(
+        path["ns"],
+        path["key"],
+        before=params.revision_cursor(query, "h"),
+        limit=params.limit(query, 100),
     )
-    out = [wire.EventOut(e.revision, e.op, _raw(e.value), params.iso(e.at)) for e in events]
-    cursor = params.make_cursor("h", str(events[-1].revision)) if more else None
-    return _json(wire.encode(wire.HistoryPage(ns, key, out, cursor)))
+    events = page.rows
+    out = [
+        wire.EventOut(e.revision, e.op, _raw(e.value), params.iso(e.at), _iso(e.expires_at))
+        for e in events
+    ]
+    cursor = params.make_cursor("h", str(events[-1].revision)) if page.more else None
+    return _json(wire.encode(wire.HistoryPage(path["ns"], path["key"], out, cursor)))
 
 
 async def namespace_info(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
-    info = await _store(request).info(ns)
+    ns = request.path_params["ns"]
+    info = await _service(request).info(ns)
     updated = None if info.updated_at is None else params.iso(info.updated_at)
     return _json(
         wire.encode(
@@ -184,48 +186,110 @@ async def namespace_info(request: Request) -> Response:
 
 
 async def snapshot(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
+    ns = request.path_params["ns"]
     query = request.query_params
-    limit = params.limit(query, 1000)
-    prefix = params.prefix(query)
-    after = params.key_cursor(query, "s")
-    as_of = params.as_of(query)
-    store = _store(request)
-    # Every page reads at one fixed revision, so the pages of a snapshot agree.
-    revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
-    items, more = await _page(
-        lambda n: store.list(ns, prefix=prefix, after=after, limit=n, as_of=revision),
-        lambda last: store.list(ns, prefix=prefix, after=last.key, limit=1, as_of=revision),
-        limit,
+    page = await _service(request).snapshot(
+        ns,
+        prefix=params.prefix(query),
+        after=params.key_cursor(query, "s"),
+        limit=params.limit(query, 1000),
+        as_of=params.as_of(query),
     )
-    values = {i.key: msgspec.Raw(i.value) for i in items}
-    cursor = params.make_cursor("s", items[-1].key) if more else None
-    return _json(wire.encode(wire.SnapshotPage(ns, revision, values, cursor)))
+    values = {i.key: msgspec.Raw(i.value) for i in page.rows}
+    cursor = params.make_cursor("s", page.rows[-1].key) if page.more else None
+    return _json(wire.encode(wire.SnapshotPage(ns, page.revision, values, cursor)))
 
 
 async def rollback(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
+    ns = request.path_params["ns"]
     data = await body.read(request, body.SMALL_BODY_BYTES)
     req = body.decode(data, wire.rollback_decoder)
     to: int | datetime = req.to if isinstance(req.to, int) else params.timestamp(req.to, what="to")
-    key = None if req.key is None else params.key(req.key)
-    result = await _store(request).rollback(ns, to, key=key, dry_run=req.dry_run)
+    result = await _service(request).rollback(ns, to, key=req.key, dry_run=req.dry_run)
     changed = [wire.ChangeOut(c.key, c.op, _raw(c.value)) for c in result.changes]
     return _json(wire.encode(wire.RollbackOut(ns, result.revision, result.dry_run, changed)))
 
 
 async def compact(request: Request) -> Response:
-    ns = params.namespace(request.path_params["ns"])
+    ns = request.path_params["ns"]
     data = await body.read(request, body.SMALL_BODY_BYTES)
     req = body.decode(data, wire.compact_decoder)
-    store = _store(request)
-    removed = await store.compact(ns, before=req.before)
-    info = await store.info(ns)
-    return _json(wire.encode(wire.CompactOut(ns, removed, info.oldest_revision)))
+    removed, oldest = await _service(request).compact(ns, before=req.before)
+    return _json(wire.encode(wire.CompactOut(ns, removed, oldest)))
+
+
+async def batch(request: Request) -> Response:
+    ns = request.path_params["ns"]
+    data = await body.read(request, request.app.state.batch_body_limit)
+    req = body.decode(data, wire.batch_decoder)
+    ops = [_batch_op(op, data) for op in req.ops]
+    done = await _service(request).batch(ns, ops)
+    results = [wire.OpResult(r.key, r.version) for r in done.results]
+    return _json(wire.encode(wire.BatchOut(ns, done.revision, results)))
+
+
+def _batch_op(op: wire.SetOp | wire.DeleteOp | wire.CheckOp, data: bytes) -> BatchOp:
+    if isinstance(op, wire.SetOp):
+        value = body.encode_value(op.value, data)
+        return service.BatchOp(
+            op="set", key=op.key, value=value, expected_version=op.expected_version, ttl=op.ttl
+        )
+    if isinstance(op, wire.DeleteOp):
+        return service.BatchOp(op="delete", key=op.key, expected_version=op.expected_version)
+    return service.BatchOp(op="check", key=op.key, expected_version=op.expected_version)
+
+
+async def get_many(request: Request) -> Response:
+    ns = request.path_params["ns"]
+    data = await body.read(request, body.KEYS_BODY_BYTES)
+    req = body.decode(data, wire.get_decoder)
+    as_of: int | datetime | None = (
+        req.as_of
+        if req.as_of is None or isinstance(req.as_of, int)
+        else params.timestamp(req.as_of)
+    )
+    revision, items = await _service(request).get_many(ns, req.keys, as_of=as_of)
+    out = {k: None if i is None else _item_at(i) for k, i in items.items()}
+    return _json(wire.encode(wire.ItemsOut(ns, revision, out)))
+
+
+def _item_at(i: Item) -> wire.ItemAt:
+    return wire.ItemAt(
+        i.key,
+        msgspec.Raw(i.value),
+        i.version,
+        i.created_revision,
+        params.iso(i.created_at),
+        params.iso(i.updated_at),
+        _iso(i.expires_at),
+    )
+
+
+async def changes(request: Request) -> Response:
+    ns = request.path_params["ns"]
+    query = request.query_params
+    page = await _service(request).changes(
+        ns,
+        after=params.revision_param(query, "after") or 0,
+        limit=params.limit(query, 100),
+        prefix=params.prefix(query),
+    )
+    events = [stream.feed_event(e) for e in page.events]
+    return _json(wire.encode(wire.ChangesOut(ns, page.head, events, page.next_after)))
+
+
+async def watch(request: Request) -> Response:
+    ns = request.path_params["ns"]
+    query = request.query_params
+    after = params.last_event_id(params.headers(request.scope))
+    if after is None:
+        after = params.revision_param(query, "after")
+    feed = await _service(request).watch(ns, after=after, prefix=params.prefix(query))
+    return stream.EventStream(feed, keepalive=request.app.state.settings.watch_keepalive)
 
 
 async def healthz(request: Request) -> Response:
-    await _store(request).ping()
+    await _service(request).ping()
     return _json(wire.encode(wire.Health("ok")))
 
 
@@ -266,6 +330,10 @@ ROUTES = [
     _route("/namespaces/{ns}/snapshot", GET=snapshot),
     _route("/namespaces/{ns}/rollback", POST=rollback),
     _route("/namespaces/{ns}/compact", POST=compact),
+    _route("/namespaces/{ns}/batch", POST=batch),
+    _route("/namespaces/{ns}/get", POST=get_many),
+    _route("/namespaces/{ns}/changes", GET=changes),
+    _route("/namespaces/{ns}/watch", GET=watch),
     _route("/namespaces/{ns}", GET=namespace_info),
     _route("/healthz", GET=healthz),
     _route("/openapi.json", GET=openapi),

@@ -1,8 +1,10 @@
 """Wire types: every request and response body, as msgspec structs.
 
 Values travel as ``msgspec.Raw``: the stored JSON bytes are spliced into responses without being
-decoded. Request bodies ignore unknown fields and response types only ever gain fields with
-defaults, so old clients and new servers keep understanding each other.
+decoded. Response types only ever gain fields with defaults, so old clients and new servers keep
+understanding each other; the request bodies of the batch and multi-get routes refuse unknown
+fields (a misspelt option must not be silently ignored). The OpenAPI document's schemas are
+generated from these structs (``openapi.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ Revision = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
 class PutBody(msgspec.Struct):
     value: Any
     expected_version: Revision | None = None
+    ttl: float | None = None
 
 
 class RollbackBody(msgspec.Struct):
@@ -31,6 +34,42 @@ class RollbackBody(msgspec.Struct):
 
 class CompactBody(msgspec.Struct):
     before: Revision
+
+
+class SetOp(msgspec.Struct, tag_field="op", tag="set", forbid_unknown_fields=True):
+    """Set ``key`` to ``value``; ``ttl``: seconds until it expires."""
+
+    key: str
+    value: Any
+    expected_version: Revision | None = None
+    ttl: float | None = None
+
+
+class DeleteOp(msgspec.Struct, tag_field="op", tag="delete", forbid_unknown_fields=True):
+    """Delete ``key``; an absent key is a conflict."""
+
+    key: str
+    expected_version: Revision | None = None
+
+
+class CheckOp(msgspec.Struct, tag_field="op", tag="check", forbid_unknown_fields=True):
+    """Write nothing; require ``key`` to be at ``expected_version`` (0: absent)."""
+
+    key: str
+    expected_version: Revision
+
+
+class BatchBody(msgspec.Struct, forbid_unknown_fields=True):
+    """1-1000 ops, each key at most once, committed as ONE revision or not at all."""
+
+    ops: list[SetOp | DeleteOp | CheckOp]
+
+
+class GetBody(msgspec.Struct, forbid_unknown_fields=True):
+    """1-1000 keys read at one revision: now, or ``as_of`` (a revision or an ISO-8601 time)."""
+
+    keys: list[str]
+    as_of: Revision | str | None = None
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -53,6 +92,7 @@ class ItemOut(msgspec.Struct):
     updated_at: float
     version: int
     created_revision: int
+    expires_at: float | None = None
 
 
 class Deleted(msgspec.Struct):
@@ -67,6 +107,7 @@ class KeyOut(msgspec.Struct):
     bytes: int
     updated_at: float
     version: int
+    expires_at: float | None = None
 
 
 class KeyPage(msgspec.Struct):
@@ -88,6 +129,7 @@ class EventOut(msgspec.Struct):
     op: Literal["set", "delete", "expire"]
     value: msgspec.Raw | None
     at: str
+    expires_at: str | None = None
 
 
 class HistoryPage(msgspec.Struct):
@@ -136,7 +178,87 @@ class Health(msgspec.Struct):
     status: str
 
 
+class OpResult(msgspec.Struct):
+    """A set's or delete's new version; for a check, the version it saw."""
+
+    key: str
+    version: int
+
+
+class BatchOut(msgspec.Struct):
+    namespace: str
+    revision: int
+    results: list[OpResult]
+
+
+class ItemAt(msgspec.Struct):
+    """A key as read by the extended routes (times in ISO-8601)."""
+
+    key: str
+    value: msgspec.Raw
+    version: int
+    created_revision: int
+    created_at: str
+    updated_at: str
+    expires_at: str | None
+
+
+class ItemsOut(msgspec.Struct):
+    """Each requested key's item, or null when absent at ``revision``."""
+
+    namespace: str
+    revision: int
+    items: dict[str, ItemAt | None]
+
+
+class FeedEvent(msgspec.Struct):
+    """One event of the change feed (and of a watch stream's ``data``)."""
+
+    revision: int
+    key: str
+    op: Literal["set", "delete", "expire"]
+    value: msgspec.Raw | None
+    at: str
+    expires_at: str | None
+
+
+class ChangesOut(msgspec.Struct):
+    """The events of revisions (after, next_after], oldest first; pass ``next_after`` as
+    ``after`` for the next page (equal to ``head`` once caught up)."""
+
+    namespace: str
+    head: int
+    events: list[FeedEvent]
+    next_after: int
+
+
+class ConflictOut(msgspec.Struct):
+    """A batch op whose condition failed; ``current_version`` 0: the key is absent."""
+
+    index: int
+    key: str
+    current_version: int
+
+
+class ErrorOut(msgspec.Struct):
+    """Every error: a sentence for humans, a stable code, the HTTP status, and the fields that
+    help with some codes (see the error table of each response). Built from the server's
+    exception classes (``errors.py``); this struct only describes it."""
+
+    error: str
+    code: str
+    status: int
+    current_version: int | msgspec.UnsetType = msgspec.UNSET
+    conflicts: list[ConflictOut] | msgspec.UnsetType = msgspec.UNSET
+    oldest_revision: int | msgspec.UnsetType = msgspec.UNSET
+    head: int | msgspec.UnsetType = msgspec.UNSET
+    retry_after: int | msgspec.UnsetType = msgspec.UNSET
+    limit: int | msgspec.UnsetType = msgspec.UNSET
+
+
 encode = msgspec.json.Encoder().encode
 put_decoder = msgspec.json.Decoder(PutBody)
 rollback_decoder = msgspec.json.Decoder(RollbackBody)
 compact_decoder = msgspec.json.Decoder(CompactBody)
+batch_decoder = msgspec.json.Decoder(BatchBody)
+get_decoder = msgspec.json.Decoder(GetBody)

@@ -1,0 +1,297 @@
+"""The service layer: every verb the server offers, between its transports and the store.
+
+The HTTP routes decode a request, call ONE verb here and encode its result; the MCP server, the
+web inspector and the framework adapters call the same verbs in process. So a verb takes and
+returns plain typed values (names as given, values as encoded JSON ``bytes``, TTLs in seconds)
+and raises the errors of ``botwire_server.errors``. What lives here:
+
+- name validation (every namespace and key a verb receives),
+- the shape rules of requests that the store does not own (1-1000 ops or keys, TTL in seconds
+  converted to the store's microseconds),
+- pagination over the store's 1000-row reads (``Page.more``),
+- the watch hub and the expiry sweeper, which run beside the store for the server's lifetime.
+
+The rules of a commit (conditions, value and namespace sizes, quotas) live in the store
+(``storage/base.py``), once per database; this layer does not restate them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+import msgspec
+
+from .errors import InvalidInput
+from .expiry import Sweeper
+from .http import params  # the name validators; a shared names module will replace them
+from .settings import Settings
+from .storage.base import (
+    MAX_OPS,
+    MICROS,
+    AsOf,
+    Changes,
+    Committed,
+    Event,
+    Item,
+    NamespaceInfo,
+    RollbackResult,
+    Stats,
+    Store,
+    Write,
+    WriteResult,
+    key_not_found,
+)
+from .watch import Hub, Watch
+
+T = TypeVar("T")
+
+# A TTL longer than a century is surely a mistake (and would overflow some timestamps).
+MAX_TTL_SECONDS = 100 * 365 * 86_400
+MAX_KEYS = 1000
+
+
+class BatchOp(msgspec.Struct, frozen=True, kw_only=True):
+    """One op of ``Service.batch``: ``set`` (``value``: encoded JSON; ``ttl``: seconds),
+    ``delete`` or ``check`` (``expected_version`` required)."""
+
+    op: Literal["set", "delete", "check"]
+    key: str
+    value: bytes | None = None
+    expected_version: int | None = None
+    ttl: float | None = None
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """Rows of one page; ``more``: whether rows follow it; ``revision``: the revision read
+    (the head for a current read)."""
+
+    rows: Sequence[T]
+    more: bool
+    revision: int = 0
+
+
+def ttl_micros(ttl: float | None) -> int | None:
+    """A TTL in seconds as the store's microseconds (at least 1)."""
+    if ttl is None:
+        return None
+    if not 0 < ttl <= MAX_TTL_SECONDS:  # also refuses NaN and infinity
+        raise InvalidInput(
+            f"ttl must be a number of seconds > 0 and at most {MAX_TTL_SECONDS} (100 years).",
+            code="invalid_body",
+        )
+    return max(1, round(ttl * MICROS))
+
+
+def _count(what: str, n: int, limit: int) -> None:
+    if not 1 <= n <= limit:
+        raise InvalidInput(
+            f"A request holds 1 to {limit} {what}; this one holds {n}.", code="invalid_body"
+        )
+
+
+async def _page(
+    fetch: Callable[[int], Awaitable[Sequence[T]]],
+    probe: Callable[[T], Awaitable[Sequence[object]]],
+    limit: int,
+) -> tuple[Sequence[T], bool]:
+    """One page of ``limit`` rows and whether more follow, so that a cursor is only handed out
+    when a next page exists. Stores serve at most 1000 rows a call, hence the probe for a full
+    page."""
+    if limit < 1000:
+        rows = await fetch(limit + 1)
+        return rows[:limit], len(rows) > limit
+    rows = await fetch(limit)
+    return rows, len(rows) == limit and len(await probe(rows[-1])) > 0
+
+
+class Service:
+    """The verbs of BotWire Server over one open ``Store``.
+
+    ``start`` (in the application's lifespan, after the store opened) attaches the watch hub
+    and starts the expiry sweeper; ``close`` stops both, ending every watch stream, before the
+    store closes. Watches work without ``start`` when the hub is attached (``attach``)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.limits = settings.limits
+        self.hub = Hub(store)
+        self.sweeper = Sweeper(store, interval=settings.expiry_interval)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Start following the store's commits for watchers."""
+        self.hub.open()
+
+    def start(self) -> None:
+        self.hub.open()
+        self.sweeper.start()
+
+    def end_streams(self) -> None:
+        """End every watch stream now (shutdown has begun); new watches are refused."""
+        self.hub.close()
+
+    async def close(self) -> None:
+        self.hub.close()
+        await self.sweeper.stop()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def set(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expected_version: int | None = None,
+        ttl: float | None = None,
+    ) -> WriteResult:
+        """Set ``key`` to ``value`` (encoded JSON); ``ttl``: seconds until it expires."""
+        ns = params.namespace(namespace)
+        k = params.key(key)
+        return await self.store.set(
+            ns, k, value, expected_version=expected_version, ttl=ttl_micros(ttl)
+        )
+
+    async def delete(
+        self, namespace: str, key: str, *, expected_version: int | None = None
+    ) -> WriteResult:
+        ns = params.namespace(namespace)
+        k = params.key(key)
+        return await self.store.delete(ns, k, expected_version=expected_version)
+
+    async def batch(self, namespace: str, ops: Sequence[BatchOp]) -> Committed:
+        """Commit ``ops`` (1-1000, each key once) as ONE revision, or raise ``BatchConflict``
+        listing every failed condition and write nothing."""
+        ns = params.namespace(namespace)
+        _count("ops", len(ops), MAX_OPS)
+        writes = [
+            Write(
+                op=op.op,
+                key=params.key(op.key),
+                value=op.value,
+                expected_version=op.expected_version,
+                ttl=ttl_micros(op.ttl),
+            )
+            for op in ops
+        ]
+        return await self.store.commit(ns, writes)
+
+    async def rollback(
+        self, namespace: str, to: int | datetime, *, key: str | None = None, dry_run: bool = False
+    ) -> RollbackResult:
+        ns = params.namespace(namespace)
+        k = None if key is None else params.key(key)
+        return await self.store.rollback(ns, to, key=k, dry_run=dry_run)
+
+    async def compact(self, namespace: str, *, before: int) -> tuple[int, int]:
+        """Forget history before ``before``: (events removed, the oldest readable revision)."""
+        ns = params.namespace(namespace)
+        removed = await self.store.compact(ns, before=before)
+        return removed, (await self.store.info(ns)).oldest_revision
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item:
+        """The key now or at ``as_of``; ``NotFound`` (key_not_found) when absent."""
+        ns = params.namespace(namespace)
+        k = params.key(key)
+        item = await self.store.get(ns, k, as_of=as_of)
+        if item is None:
+            raise key_not_found(ns, k)
+        return item
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], *, as_of: AsOf = None
+    ) -> tuple[int, dict[str, Item | None]]:
+        """1-1000 keys read at ONE revision: (that revision, key -> item or None)."""
+        ns = params.namespace(namespace)
+        _count("keys", len(keys), MAX_KEYS)
+        return await self.store.get_many(ns, [params.key(k) for k in keys], as_of=as_of)
+
+    async def list_keys(
+        self,
+        namespace: str,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        as_of: AsOf = None,
+    ) -> Page[Item]:
+        """Keys in key order after ``after``; ``revision``: the head, or the revision read."""
+        ns = params.namespace(namespace)
+        store = self.store
+        # A current listing reads the current table; a past one reads at the resolved revision.
+        revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
+        read_at = None if as_of is None else revision
+        items, more = await _page(
+            lambda n: store.list(ns, prefix=prefix, after=after, limit=n, as_of=read_at),
+            lambda last: store.list(ns, prefix=prefix, after=last.key, limit=1, as_of=read_at),
+            limit,
+        )
+        return Page(items, more, revision)
+
+    async def snapshot(
+        self,
+        namespace: str,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 1000,
+        as_of: AsOf = None,
+    ) -> Page[Item]:
+        """Items at ONE revision (the head, or ``as_of``) in key order after ``after``."""
+        ns = params.namespace(namespace)
+        store = self.store
+        # Every page reads at one fixed revision, so the pages of a snapshot agree.
+        revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
+        items, more = await _page(
+            lambda n: store.list(ns, prefix=prefix, after=after, limit=n, as_of=revision),
+            lambda last: store.list(ns, prefix=prefix, after=last.key, limit=1, as_of=revision),
+            limit,
+        )
+        return Page(items, more, revision)
+
+    async def history(
+        self, namespace: str, key: str, *, before: int | None = None, limit: int = 100
+    ) -> Page[Event]:
+        """A key's events, newest first, with revisions below ``before``."""
+        ns = params.namespace(namespace)
+        k = params.key(key)
+        store = self.store
+        events, more = await _page(
+            lambda n: store.history(ns, k, before=before, limit=n),
+            lambda last: store.history(ns, k, before=last.revision, limit=1),
+            limit,
+        )
+        return Page(events, more)
+
+    async def changes(
+        self, namespace: str, *, after: int = 0, limit: int = 100, prefix: str | None = None
+    ) -> Changes:
+        """The change feed: events of revisions (after, after + limit], oldest first."""
+        ns = params.namespace(namespace)
+        return await self.store.changes(ns, after=after, limit=limit, prefix=prefix)
+
+    async def watch(
+        self, namespace: str, *, after: int | None = None, prefix: str | None = None
+    ) -> Watch:
+        """Follow the feed from ``after`` (None: the current head). Errors of the first read
+        (``RevisionCompacted``, ``FutureRevision``) are raised here, before any event."""
+        ns = params.namespace(namespace)
+        return await self.hub.watch(ns, after=after, prefix=prefix)
+
+    async def info(self, namespace: str) -> NamespaceInfo:
+        return await self.store.info(params.namespace(namespace))
+
+    async def stats(self) -> Stats:
+        return await self.store.stats()
+
+    async def ping(self) -> None:
+        await self.store.ping()
+
+
+__all__ = ["BatchOp", "Page", "Service", "ttl_micros"]
