@@ -19,7 +19,7 @@ from server_process import ServerProcess
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 NS = "watched"
-ENV = {"BOTWIRE_POOL_MIN": "1", "BOTWIRE_POOL_MAX": "4"}
+ENV = {"BOTWIRE_POOL_MIN": "1", "BOTWIRE_POOL_MAX": "4", "BOTWIRE_WRITES_PER_DAY": "0"}
 
 
 @pytest.fixture

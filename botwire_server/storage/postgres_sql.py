@@ -52,7 +52,7 @@ FROM h
 UNION ALL
 (SELECT NULL, NULL, e.revision, e.key, e.op, e.value, e.at, e.expires_at
  FROM events e
- WHERE e.namespace = $1 AND e.revision > $2 AND e.revision <= $2 + $3
+ WHERE e.namespace = $1 AND e.revision > $2 AND e.revision - $3 <= $2
    AND e.revision <= (SELECT head FROM h) AND starts_with(e.key, $4)
  ORDER BY e.revision, e.key)
 """
