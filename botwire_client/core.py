@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from botwire_client import names
 from botwire_client.errors import (
     BotWireError,
     ConflictError,
@@ -46,9 +46,6 @@ T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_LIMIT = 1000  # the server's maximum page size: fewest round trips
-
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +75,44 @@ Op = Generator[Request, Response, T]
 # Argument checks and encodings
 
 
+# The naming rules live in ``botwire_client.names``, shared with the server.
+
+
 def check_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
-        raise InvalidRequest(
-            f"Invalid namespace {namespace!r}: use 1-64 characters of letters, digits, '_' and '-'."
-        )
+    problem = names.namespace_problem(namespace)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    assert isinstance(namespace, str)
     return namespace
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not _KEY_RE.fullmatch(key) or key in {".", ".."}:
-        raise InvalidRequest(
-            f"Invalid key {key!r}: use 1-128 characters of letters, digits, '_', '.' and '-' "
-            "(but not '.' or '..')."
-        )
+    problem = names.key_problem(key)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    assert isinstance(key, str)
     return key
+
+
+def check_prefix(prefix: object) -> str | None:
+    """A listing's prefix; None and '' both mean every key."""
+    if prefix is None:
+        return None
+    problem = names.prefix_problem(prefix)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    assert isinstance(prefix, str)
+    return prefix
+
+
+def ns_path(namespace: str) -> str:
+    """``namespace`` as one path segment, checked."""
+    return names.path_segment(check_namespace(namespace))
+
+
+def key_path(namespace: str, key: str) -> str:
+    """``/memory/{namespace}/{key}`` with each name checked and percent-encoded."""
+    return f"/memory/{ns_path(namespace)}/{names.path_segment(check_key(key))}"
 
 
 def _check_version(expected_version: object) -> int | None:
@@ -256,7 +276,7 @@ def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -
         body["expected_version"] = version
     req = Request(
         "PUT",
-        f"/memory/{namespace}/{check_key(key)}",
+        key_path(namespace, key),
         json=body,
         has_body=True,
         safe=version is not None,
@@ -267,7 +287,7 @@ def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -
 
 def item_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[Item | None]:
     params = {} if as_of is None else {"as_of": str(encode_point(as_of))}
-    req = Request("GET", f"/memory/{namespace}/{check_key(key)}", params=params)
+    req = Request("GET", key_path(namespace, key), params=params)
     resp = yield req
     if _is_absent_key(resp):
         return None
@@ -296,9 +316,7 @@ def exists_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[bool
 def delete_op(namespace: str, key: str, expected_version: int | None) -> Op[bool]:
     version = _check_version(expected_version)
     params = {} if version is None else {"expected_version": str(version)}
-    req = Request(
-        "DELETE", f"/memory/{namespace}/{check_key(key)}", params=params, safe=version is not None
-    )
+    req = Request("DELETE", key_path(namespace, key), params=params, safe=version is not None)
     resp = yield req
     if _is_absent_key(resp):
         return False
@@ -310,13 +328,14 @@ def list_keys_op(
     namespace: str, prefix: str | None, as_of: int | datetime | None, page: int = PAGE_LIMIT
 ) -> Op[list[str]]:
     params: dict[str, str] = {"limit": str(page)}
+    prefix = check_prefix(prefix)
     if prefix:
         params["prefix"] = prefix
     if as_of is not None:
         params["as_of"] = str(encode_point(as_of))
     keys: list[str] = []
     while True:
-        req = Request("GET", f"/memory/{namespace}", params=dict(params))
+        req = Request("GET", f"/memory/{ns_path(namespace)}", params=dict(params))
         data = _ok((yield req), req)
         keys.extend(entry["key"] if isinstance(entry, dict) else entry for entry in data["keys"])
         cursor = data.get("next_cursor")
@@ -341,7 +360,7 @@ def history_op(
         params = {"limit": str(size)}
         if cursor:
             params["cursor"] = cursor
-        req = Request("GET", f"/memory/{namespace}/{check_key(key)}/history", params=params)
+        req = Request("GET", f"{key_path(namespace, key)}/history", params=params)
         resp = yield req
         if _is_absent_key(resp):
             break
@@ -362,7 +381,7 @@ def history_op(
 
 
 def head_op(namespace: str) -> Op[int]:
-    req = Request("GET", f"/namespaces/{namespace}")
+    req = Request("GET", f"/namespaces/{ns_path(namespace)}")
     data = _ok((yield req), req)
     return int(data["revision"])
 
@@ -371,13 +390,14 @@ def snapshot_op(
     namespace: str, as_of: int | datetime | None, prefix: str | None, page: int = PAGE_LIMIT
 ) -> Op[dict[str, Any]]:
     params: dict[str, str] = {"limit": str(page)}
+    prefix = check_prefix(prefix)
     if prefix:
         params["prefix"] = prefix
     if as_of is not None:
         params["as_of"] = str(encode_point(as_of))
     values: dict[str, Any] = {}
     while True:
-        req = Request("GET", f"/namespaces/{namespace}/snapshot", params=dict(params))
+        req = Request("GET", f"/namespaces/{ns_path(namespace)}/snapshot", params=dict(params))
         data = _ok((yield req), req)
         values.update(data["values"])
         cursor = data.get("next_cursor")
@@ -400,7 +420,7 @@ def rollback_op(
     # A real rollback is not repeated after an unclear failure: a second attempt would find
     # nothing to change and report an empty `changed`, hiding what the first one did.
     req = Request(
-        "POST", f"/namespaces/{namespace}/rollback", json=body, has_body=True, safe=dry_run
+        "POST", f"/namespaces/{ns_path(namespace)}/rollback", json=body, has_body=True, safe=dry_run
     )
     data = _ok((yield req), req)
     return RollbackResult(

@@ -7,17 +7,15 @@ from typing import Any
 
 import msgspec
 
+from botwire_client import names
+
 from .body import MAX_DEPTH
 from .wire import MAX_INT
 
 Schema = dict[str, Any]
 
-NAMESPACE: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
-KEY: Schema = {
-    "type": "string",
-    "pattern": "^[A-Za-z0-9_.-]{1,128}$",
-    "not": {"enum": [".", ".."]},
-}
+NAMESPACE: Schema = names.NAMESPACE_SCHEMA
+KEY: Schema = names.KEY_SCHEMA
 REVISION: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 ANY_JSON: Schema = {
     "description": f"Any JSON value (nested at most {MAX_DEPTH} levels), returned exactly as "
@@ -194,8 +192,7 @@ SCHEMAS: dict[str, Schema] = {
 ERRORS = {
     "400": "Invalid input: invalid_input, invalid_json, invalid_body, invalid_name, "
     "invalid_parameter, invalid_cursor, future_revision (with head).",
-    "404": "key_not_found, or route_not_found (also for a path parameter holding an encoded "
-    "'/', which no longer matches the route).",
+    "404": "key_not_found, or route_not_found.",
     "405": "method_not_allowed; the Allow header lists the methods.",
     "409": "version_conflict, with current_version (0 when the key is absent).",
     "410": "revision_compacted, with oldest_revision.",
@@ -250,8 +247,10 @@ def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
     }
 
 
-P_NS = _param("ns", "path", NAMESPACE, "Namespace.")
-P_KEY = _param("key", "path", KEY, "Key.")
+P_NS = _param(
+    "ns", "path", NAMESPACE, "Namespace, as one percent-encoded path segment ('/' is %2F)."
+)
+P_KEY = _param("key", "path", KEY, "Key, as one percent-encoded path segment ('/' is %2F).")
 P_AS_OF = _param(
     "as_of",
     "query",
@@ -264,9 +263,7 @@ P_AS_OF = _param(
     "Read as of a revision (0 <= R <= head) or an ISO-8601 timestamp with a timezone; "
     "empty means now.",
 )
-P_PREFIX = _param(
-    "prefix", "query", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{0,128}$"}, "Key prefix."
-)
+P_PREFIX = _param("prefix", "query", names.PREFIX_SCHEMA, "Key prefix.")
 P_CURSOR = _param("cursor", "query", {"type": "string"}, "next_cursor of the previous page.")
 
 
@@ -421,7 +418,7 @@ PATHS: dict[str, Schema] = {
     },
 }
 
-# A path parameter holding an encoded '/' makes the path match no route: 404 route_not_found.
+# A path whose parameter is empty (/memory//k) or holds a raw '/' matches no route: 404.
 for _path, _operations in PATHS.items():
     if "{" in _path:
         for _operation in _operations.values():
