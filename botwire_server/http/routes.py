@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from ..errors import NotFound
 from ..settings import Limits
 from ..storage.base import Store, check_value_size
-from . import body, params, wire
+from . import body, params, paths, wire
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
@@ -253,8 +253,9 @@ class _Endpoint:
 
 
 def _route(path: str, **handlers: Endpoint) -> Route:
-    # An instance, not a function: Starlette mounts it as an ASGI app as it is.
-    return Route(path, _Endpoint(handlers), methods=list(handlers))
+    # An instance, not a function: Starlette mounts it as an ASGI app as it is. Path
+    # parameters are names, decoded by ``paths`` (the router sees the raw path).
+    return paths.name_params(Route(path, _Endpoint(handlers), methods=list(handlers)))
 
 
 # The busiest route first: Starlette tries the routes in order.
