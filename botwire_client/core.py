@@ -24,6 +24,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -113,6 +114,24 @@ def ns_path(namespace: str) -> str:
 def key_path(namespace: str, key: str) -> str:
     """``/memory/{namespace}/{key}`` with each name checked and percent-encoded."""
     return f"/memory/{ns_path(namespace)}/{names.path_segment(check_key(key))}"
+
+
+def check_base_url(url: str, source: str = "base_url") -> str:
+    """``url`` without its trailing '/', if it is an http(s) URL with a host. A URL without a
+    scheme is a configuration error, raised at once rather than retried as an unreachable
+    server. ``source`` names where the URL came from, for the message."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() in {"http", "https"} and parts.netloc:
+        return url.strip().rstrip("/")
+    if "://" in url:
+        raise InvalidRequest(
+            f"{source}={url!r} is not an http:// or https:// URL with a host; write it like "
+            f"{DEFAULT_URL}."
+        )
+    raise InvalidRequest(
+        f"{source}={url!r} has no scheme; write http://{url.strip().lstrip('/')} "
+        f"(like {DEFAULT_URL})."
+    )
 
 
 def _check_version(expected_version: object) -> int | None:
