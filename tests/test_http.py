@@ -746,6 +746,40 @@ async def test_encoded_slash_is_part_of_the_name(client: httpx.AsyncClient) -> N
     assert keys == ["%2F", "a/b", "k/history"]
 
 
+def rewrite_scope(app: Any, change: Callable[[dict[str, Any]], None]) -> Any:
+    """``app`` behind a shim that edits each request's scope, as other servers shape it."""
+
+    async def shim(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            change(scope)
+        await app(scope, receive, send)
+
+    return shim
+
+
+async def test_routing_without_raw_path_or_with_raw_utf8(tmp_path: Path) -> None:
+    def drop_raw_path(scope: dict[str, Any]) -> None:
+        del scope["raw_path"]  # only the decoded path: an encoded '/' cannot be told apart
+
+    def raw_utf8(scope: dict[str, Any]) -> None:
+        # Non-ASCII characters as the raw UTF-8 bytes of a client that did not encode them.
+        scope["raw_path"] = re.sub(
+            rb"%[89A-F][0-9A-F]", lambda m: bytes([int(m.group()[1:], 16)]), scope["raw_path"]
+        )
+
+    async with open_store("memory", tmp_path) as store:
+        app = create_app(Settings(), store=store)
+        for change in (drop_raw_path, raw_utf8):
+            transport = httpx.ASGITransport(app=rewrite_scope(app, change))
+            async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+                for key in ("user:42", "café 🙂", "100%", "a%2Fb"):
+                    r = await put(c, f"/memory/ns/{seg(key)}", key)
+                    assert (r.status_code, r.json()["key"]) == (200, key)
+                    assert (await c.get(f"/memory/ns/{seg(key)}")).json()["value"] == key
+                assert_error(await c.get("/memory/ns/k%00"), 400, "invalid_name")
+                assert_error(await c.get("/memory/ns/a/b"), 404, "route_not_found")
+
+
 async def test_cursors_carry_any_key(client: httpx.AsyncClient) -> None:
     keys = sorted(["user:1", "user:2", "a/b", "🙂", "é" * 512, "k" * 1024, "x y"])
     for key in keys:
