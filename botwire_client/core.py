@@ -106,14 +106,11 @@ def check_prefix(prefix: object) -> str | None:
     return prefix
 
 
-def ns_path(namespace: str) -> str:
-    """``namespace`` as one path segment, checked."""
-    return names.path_segment(check_namespace(namespace))
-
-
-def key_path(namespace: str, key: str) -> str:
-    """``/memory/{namespace}/{key}`` with each name checked and percent-encoded."""
-    return f"/memory/{ns_path(namespace)}/{names.path_segment(check_key(key))}"
+def _path(*segments: str) -> str:
+    """The path of a route from its segments, each percent-encoded as one path segment: a name
+    may hold '/', '?', '%' (route words such as ``namespaces`` come out unchanged). Names must
+    be checked first."""
+    return "/" + "/".join(names.path_segment(segment) for segment in segments)
 
 
 def check_base_url(url: str, source: str = "base_url") -> str:
@@ -295,7 +292,7 @@ def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -
         body["expected_version"] = version
     req = Request(
         "PUT",
-        key_path(namespace, key),
+        _path("memory", namespace, check_key(key)),
         json=body,
         has_body=True,
         safe=version is not None,
@@ -306,7 +303,7 @@ def set_op(namespace: str, key: str, value: Any, expected_version: int | None) -
 
 def item_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[Item | None]:
     params = {} if as_of is None else {"as_of": str(encode_point(as_of))}
-    req = Request("GET", key_path(namespace, key), params=params)
+    req = Request("GET", _path("memory", namespace, check_key(key)), params=params)
     resp = yield req
     if _is_absent_key(resp):
         return None
@@ -335,7 +332,12 @@ def exists_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[bool
 def delete_op(namespace: str, key: str, expected_version: int | None) -> Op[bool]:
     version = _check_version(expected_version)
     params = {} if version is None else {"expected_version": str(version)}
-    req = Request("DELETE", key_path(namespace, key), params=params, safe=version is not None)
+    req = Request(
+        "DELETE",
+        _path("memory", namespace, check_key(key)),
+        params=params,
+        safe=version is not None,
+    )
     resp = yield req
     if _is_absent_key(resp):
         return False
@@ -354,7 +356,7 @@ def list_keys_op(
         params["as_of"] = str(encode_point(as_of))
     keys: list[str] = []
     while True:
-        req = Request("GET", f"/memory/{ns_path(namespace)}", params=dict(params))
+        req = Request("GET", _path("memory", namespace), params=dict(params))
         data = _ok((yield req), req)
         keys.extend(entry["key"] if isinstance(entry, dict) else entry for entry in data["keys"])
         cursor = data.get("next_cursor")
@@ -379,7 +381,7 @@ def history_op(
         params = {"limit": str(size)}
         if cursor:
             params["cursor"] = cursor
-        req = Request("GET", f"{key_path(namespace, key)}/history", params=params)
+        req = Request("GET", _path("memory", namespace, check_key(key), "history"), params=params)
         resp = yield req
         if _is_absent_key(resp):
             break
@@ -400,7 +402,7 @@ def history_op(
 
 
 def head_op(namespace: str) -> Op[int]:
-    req = Request("GET", f"/namespaces/{ns_path(namespace)}")
+    req = Request("GET", _path("namespaces", namespace))
     data = _ok((yield req), req)
     return int(data["revision"])
 
@@ -416,7 +418,7 @@ def snapshot_op(
         params["as_of"] = str(encode_point(as_of))
     values: dict[str, Any] = {}
     while True:
-        req = Request("GET", f"/namespaces/{ns_path(namespace)}/snapshot", params=dict(params))
+        req = Request("GET", _path("namespaces", namespace, "snapshot"), params=dict(params))
         data = _ok((yield req), req)
         values.update(data["values"])
         cursor = data.get("next_cursor")
@@ -439,7 +441,7 @@ def rollback_op(
     # A real rollback is not repeated after an unclear failure: a second attempt would find
     # nothing to change and report an empty `changed`, hiding what the first one did.
     req = Request(
-        "POST", f"/namespaces/{ns_path(namespace)}/rollback", json=body, has_body=True, safe=dry_run
+        "POST", _path("namespaces", namespace, "rollback"), json=body, has_body=True, safe=dry_run
     )
     data = _ok((yield req), req)
     return RollbackResult(
