@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from backends import BACKENDS, open_store
 
-from botwire_server.http import create_app
+from botwire_server.errors import InvalidInput
+from botwire_server.http import body, create_app
 from botwire_server.settings import Limits, Settings
 from botwire_server.storage.base import Stats
 from botwire_server.storage.memory import MemoryStore
@@ -795,4 +797,41 @@ async def test_client_disconnect_mid_body() -> None:
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     assert httpx.Response(400, content=body).json() == err(
         400, "invalid_body", "The client closed the connection before sending the whole body."
+    )
+
+
+class _SetOp(msgspec.Struct, tag_field="op", tag="set", forbid_unknown_fields=True):
+    key: str
+    value: Any
+
+
+class _Ops(msgspec.Struct, forbid_unknown_fields=True):
+    ops: list[_SetOp]
+
+
+@pytest.mark.parametrize(
+    ("data", "sentence"),
+    [
+        (b'{"ops": 3}', "`ops` must be an array."),
+        (
+            b'{"ops": [{"op": "set", "key": 1, "value": 1}]}',
+            "`ops[0].key` has the wrong type or value.",
+        ),
+        (b'{"ops": [{"op": "set", "value": 1}]}', "`ops[0]` lacks the required field `key`."),
+        (
+            b'{"ops": [{"op": "set", "key": "k", "value": 1, "x": 0}]}',
+            "`ops[0]` has an unknown field `x`.",
+        ),
+        (
+            b'{"ops": [{"op": "set", "key": "k", "value": [1e999]}]}',
+            "`ops[0].value[0]` holds a number too large to store (an integer may have at most 4300 "
+            "digits; a float must be below 1.8e308).",
+        ),
+    ],
+)
+def test_nested_body_errors_name_the_path(data: bytes, sentence: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        body.decode(data, msgspec.json.Decoder(_Ops))
+    assert caught.value.body() == err(
+        400, "invalid_body", f"The body is not valid here: {sentence}"
     )

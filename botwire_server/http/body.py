@@ -96,31 +96,36 @@ _UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
 
 def invalid_body(detail: str, wire_type: Any) -> str:
     """Our sentence for msgspec's validation error ``detail`` on a body of ``wire_type``: the
-    field at fault and what it must be, where that can be told; a generic sentence otherwise."""
+    field at fault and what it must be, where that can be told; a generic sentence otherwise.
+    Only the location (`` - at `$.a[0].b` ``) and the quoted field names are read from
+    ``detail``; the words are ours."""
     fields = _fields(wire_type)
     at = _AT.search(detail)
-    path = at.group("path") if at else ""
+    path = at.group("path").lstrip(".") if at else ""
+    where = f"`{path}`" if path else "it"
     missing = _MISSING.search(detail)
     unknown = _UNKNOWN.search(detail)
     if missing is not None:
-        return f"The body is not valid here: it lacks the required field `{missing['name']}`."
+        return f"The body is not valid here: {where} lacks the required field `{missing['name']}`."
     if unknown is not None:
-        allowed = ", ".join(f"`{name}`" for name in fields) or "none"
+        allowed = ", ".join(f"`{name}`" for name in fields)
+        listed = f" (the fields are {allowed})" if allowed and not path else ""
         return (
-            f"The body is not valid here: it has an unknown field `{unknown['name']}` "
-            f"(the fields are {allowed})."
+            f"The body is not valid here: {where} has an unknown field `{unknown['name']}`{listed}."
         )
-    field = re.match(r"\.([A-Za-z_][A-Za-z0-9_]*)", path)
-    if field is not None and field.group(1) in fields:
-        name = field.group(1)
-        if isinstance(fields[name], msgspec.inspect.AnyType) or path != f".{name}":
-            # Inside a JSON value any type goes; only a number can be refused.
-            return (
-                f"The body is not valid here: `{name}` holds a number too large to store "
-                "(an integer may have at most 4300 digits; a float must be below 1.8e308)."
-            )
-        return f"The body is not valid here: `{name}` must be {_describe(fields[name])}."
-    if fields and not path:
+    top = re.match(r"[A-Za-z_][A-Za-z0-9_]*", path)
+    field = fields.get(top.group()) if top is not None else None
+    if "out of range" in detail or isinstance(field, msgspec.inspect.AnyType):
+        # Inside a JSON value any type goes; only a number can be refused.
+        return (
+            f"The body is not valid here: {where} holds a number too large to store (an "
+            "integer may have at most 4300 digits; a float must be below 1.8e308)."
+        )
+    if field is not None and top is not None and path == top.group():
+        return f"The body is not valid here: `{path}` must be {_describe(field)}."
+    if path:
+        return f"The body is not valid here: `{path}` has the wrong type or value."
+    if fields:
         listed = ", ".join(f"`{name}`" for name in fields)
         return f"The body is not valid here: send a JSON object with the fields {listed}."
     return "The body is not valid here: it does not have the shape this route takes."
@@ -147,6 +152,12 @@ def _describe(t: msgspec.inspect.Type) -> str:
         return "true or false"
     if isinstance(t, msgspec.inspect.NoneType):
         return "null"
+    if isinstance(t, msgspec.inspect.FloatType):
+        return "a number"
+    if isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.TupleType)):
+        return "an array"
+    if isinstance(t, (msgspec.inspect.DictType, msgspec.inspect.StructType)):
+        return "an object"
     return "a valid JSON value"
 
 
