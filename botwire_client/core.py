@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
+from botwire_client import names
 from botwire_client.errors import (
     BotWireError,
     ConflictError,
@@ -47,9 +48,6 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_LIMIT = 1000  # the server's maximum page size: fewest round trips
 BATCH_LIMIT = 1000  # the server's maximum number of ops in one batch
-
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,26 +78,59 @@ Op = Generator[Request, Response, T]
 # Argument checks and encodings
 
 
+# The naming rules live in ``botwire_client.names``, shared with the server.
+
+
 def check_namespace(namespace: object) -> str:
-    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
-        raise InvalidRequest(
-            f"Invalid namespace {namespace!r}: use 1-64 characters of letters, digits, '_' and '-'."
-        )
+    problem = names.namespace_problem(namespace)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    assert isinstance(namespace, str)
     return namespace
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not _KEY_RE.fullmatch(key) or key in {".", ".."}:
-        raise InvalidRequest(
-            f"Invalid key {key!r}: use 1-128 characters of letters, digits, '_', '.' and '-' "
-            "(but not '.' or '..')."
-        )
+    problem = names.key_problem(key)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    assert isinstance(key, str)
     return key
 
 
+def check_prefix(prefix: object) -> str | None:
+    """A listing's prefix; None and '' both mean every key."""
+    if prefix is None:
+        return None
+    problem = names.prefix_problem(prefix)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    assert isinstance(prefix, str)
+    return prefix
+
+
 def _path(*segments: str) -> str:
-    """The path of a route from its segments (names already checked)."""
-    return "/" + "/".join(segments)
+    """The path of a route from its segments, each percent-encoded as one path segment: a name
+    may hold '/', '?', '%' (route words such as ``namespaces`` come out unchanged). Names must
+    be checked first."""
+    return "/" + "/".join(names.path_segment(segment) for segment in segments)
+
+
+def check_base_url(url: str, source: str = "base_url") -> str:
+    """``url`` without its trailing '/', if it is an http(s) URL with a host. A URL without a
+    scheme is a configuration error, raised at once rather than retried as an unreachable
+    server. ``source`` names where the URL came from, for the message."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() in {"http", "https"} and parts.netloc:
+        return url.strip().rstrip("/")
+    if "://" in url:
+        raise InvalidRequest(
+            f"{source}={url!r} is not an http:// or https:// URL with a host; write it like "
+            f"{DEFAULT_URL}."
+        )
+    raise InvalidRequest(
+        f"{source}={url!r} has no scheme; write http://{url.strip().lstrip('/')} "
+        f"(like {DEFAULT_URL})."
+    )
 
 
 def _check_version(expected_version: object) -> int | None:
@@ -344,7 +375,7 @@ def set_op(
         body["ttl"] = seconds
     req = Request(
         "PUT",
-        f"/memory/{namespace}/{check_key(key)}",
+        _path("memory", namespace, check_key(key)),
         json=body,
         has_body=True,
         safe=version is not None,
@@ -355,7 +386,7 @@ def set_op(
 
 def item_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[Item | None]:
     params = {} if as_of is None else {"as_of": str(encode_point(as_of))}
-    req = Request("GET", f"/memory/{namespace}/{check_key(key)}", params=params)
+    req = Request("GET", _path("memory", namespace, check_key(key)), params=params)
     resp = yield req
     if _is_absent_key(resp):
         return None
@@ -386,7 +417,10 @@ def delete_op(namespace: str, key: str, expected_version: int | None) -> Op[bool
     version = _check_version(expected_version)
     params = {} if version is None else {"expected_version": str(version)}
     req = Request(
-        "DELETE", f"/memory/{namespace}/{check_key(key)}", params=params, safe=version is not None
+        "DELETE",
+        _path("memory", namespace, check_key(key)),
+        params=params,
+        safe=version is not None,
     )
     resp = yield req
     if _is_absent_key(resp):
@@ -399,13 +433,14 @@ def list_keys_op(
     namespace: str, prefix: str | None, as_of: int | datetime | None, page: int = PAGE_LIMIT
 ) -> Op[list[str]]:
     params: dict[str, str] = {"limit": str(page)}
+    prefix = check_prefix(prefix)
     if prefix:
         params["prefix"] = prefix
     if as_of is not None:
         params["as_of"] = str(encode_point(as_of))
     keys: list[str] = []
     while True:
-        req = Request("GET", f"/memory/{namespace}", params=dict(params))
+        req = Request("GET", _path("memory", namespace), params=dict(params))
         data = _ok((yield req), req)
         keys.extend(entry["key"] if isinstance(entry, dict) else entry for entry in data["keys"])
         cursor = data.get("next_cursor")
@@ -430,7 +465,7 @@ def history_op(
         params = {"limit": str(size)}
         if cursor:
             params["cursor"] = cursor
-        req = Request("GET", f"/memory/{namespace}/{check_key(key)}/history", params=params)
+        req = Request("GET", _path("memory", namespace, check_key(key), "history"), params=params)
         resp = yield req
         if _is_absent_key(resp):
             break
@@ -489,7 +524,7 @@ def get_many_op(
 
 
 def head_op(namespace: str) -> Op[int]:
-    req = Request("GET", f"/namespaces/{namespace}")
+    req = Request("GET", _path("namespaces", namespace))
     data = _ok((yield req), req)
     return int(data["revision"])
 
@@ -498,13 +533,14 @@ def snapshot_op(
     namespace: str, as_of: int | datetime | None, prefix: str | None, page: int = PAGE_LIMIT
 ) -> Op[dict[str, Any]]:
     params: dict[str, str] = {"limit": str(page)}
+    prefix = check_prefix(prefix)
     if prefix:
         params["prefix"] = prefix
     if as_of is not None:
         params["as_of"] = str(encode_point(as_of))
     values: dict[str, Any] = {}
     while True:
-        req = Request("GET", f"/namespaces/{namespace}/snapshot", params=dict(params))
+        req = Request("GET", _path("namespaces", namespace, "snapshot"), params=dict(params))
         data = _ok((yield req), req)
         values.update(data["values"])
         cursor = data.get("next_cursor")
@@ -527,7 +563,7 @@ def rollback_op(
     # A real rollback is not repeated after an unclear failure: a second attempt would find
     # nothing to change and report an empty `changed`, hiding what the first one did.
     req = Request(
-        "POST", f"/namespaces/{namespace}/rollback", json=body, has_body=True, safe=dry_run
+        "POST", _path("namespaces", namespace, "rollback"), json=body, has_body=True, safe=dry_run
     )
     data = _ok((yield req), req)
     return RollbackResult(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from botwire_client.errors import BotWireError, InvalidRequest, QuotaExceeded, TooLarge
 from botwire_client.memory import Memory
 
-_KEY_HELP = "A short name: letters, digits, '_', '.' and '-' only (e.g. 'user_name')."
+_KEY_HELP = "A short name for the fact (e.g. 'user_name', 'user:42', 'notes/today')."
 
 
 class RememberArgs(BaseModel):

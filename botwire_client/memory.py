@@ -60,8 +60,10 @@ class Memory:
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.namespace = core.check_namespace(namespace)
-        url = base_url or os.environ.get("BOTWIRE_URL") or core.DEFAULT_URL
-        self.base_url = url.rstrip("/")
+        from_env = os.environ.get("BOTWIRE_URL")
+        url = base_url or from_env or core.DEFAULT_URL
+        source = "base_url" if base_url else "BOTWIRE_URL"
+        self.base_url = core.check_base_url(url, source)
         self.timeout = timeout
         self.retry = RetryPolicy(retries=retries)
         if not 1 <= page_size <= core.PAGE_LIMIT:

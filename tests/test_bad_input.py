@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -130,24 +131,25 @@ BAD_PATHS = [
     ("/memory/bad/%2E%2E", 400, "invalid_name"),
     ("/memory/bad/%2e", 400, "invalid_name"),
     ("/memory/%2e%2e/k", 400, "invalid_name"),
-    ("/memory/bad/a%2Fb", 404, "route_not_found"),
-    ("/memory/b%2Fad/k", 404, "route_not_found"),
-    ("/memory/bad/k%2F..%2F..%2Fetc", 404, "route_not_found"),
     ("/memory/../memory/bad/k", 404, "route_not_found"),
     ("//memory/bad/k", 404, "route_not_found"),
     ("/memory//k", 404, "route_not_found"),
     ("/memory/bad/", 404, "route_not_found"),
     ("/memory/bad/k/", 404, "route_not_found"),
+    ("/memory/bad/a/b", 404, "route_not_found"),  # a raw '/' separates; %2F would not
     ("/memory/bad/k%00", 400, "invalid_name"),
-    ("/memory/bad/k%20", 400, "invalid_name"),
-    ("/memory/bad/%25", 400, "invalid_name"),
-    ("/memory/bad/k%", 400, "invalid_name"),
-    ("/memory/bad/%D0%BAey", 400, "invalid_name"),  # Cyrillic "к" for "k"
-    ("/memory/bad/%EF%BD%8B", 400, "invalid_name"),  # fullwidth "ｋ"
-    ("/memory/b%D0%B0d/k", 400, "invalid_name"),  # Cyrillic "а" in the namespace
-    ("/memory/bad/k%E2%80%8B", 400, "invalid_name"),  # a zero-width space after "k"
-    ("/memory/bad/" + "k" * 129, 400, "invalid_name"),
-    ("/memory/" + "n" * 65 + "/k", 400, "invalid_name"),
+    ("/memory/bad/k%0A", 400, "invalid_name"),
+    ("/memory/bad/k%7F", 400, "invalid_name"),
+    ("/memory/b%1Bad/k", 400, "invalid_name"),
+    ("/memory/bad/k%", 400, "invalid_name"),  # a '%' that starts no escape
+    ("/memory/bad/k%4", 400, "invalid_name"),
+    ("/memory/bad/k%FF", 400, "invalid_name"),  # not UTF-8 once decoded
+    ("/memory/bad/k%C3", 400, "invalid_name"),  # a UTF-8 sequence cut short
+    ("/memory/bad/%ED%A0%80", 400, "invalid_name"),  # an encoded surrogate
+    ("/memory/bad/%C0%AF", 400, "invalid_name"),  # an overlong '/'
+    ("/memory/bad/" + "k" * 1025, 400, "invalid_name"),
+    ("/memory/bad/" + "%C3%A9" * 513, 400, "invalid_name"),  # 513 characters, 1026 bytes
+    ("/memory/" + "n" * 257 + "/k", 400, "invalid_name"),
 ]
 
 
@@ -167,10 +169,45 @@ def test_bad_names_and_path_tricks_write_nothing(
 
 @pytest.mark.e2e
 def test_names_at_their_length_limits_are_accepted(client: httpx.Client) -> None:
-    ns, key = "n" * 64, "k" * 128
-    r = client.put(f"/memory/{ns}/{key}", json={"value": "edge"})
-    assert r.status_code == 200, r.text
-    assert client.get(f"/memory/{ns}/{key}").json()["value"] == "edge"
+    for ns, key in (("n" * 256, "k" * 1024), ("é" * 128, "🙂" * 256)):
+        path = f"/memory/{quote(ns, safe='')}/{quote(key, safe='')}"
+        r = client.put(path, json={"value": "edge"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["namespace"], r.json()["key"]) == (ns, key)
+        assert client.get(path).json()["value"] == "edge"
+        assert client.delete(path).json()["deleted"] is True
+
+
+# Targets that once were path tricks and now are names: each writes exactly its own key.
+NAME_PATHS = [
+    # (request target, namespace, key)
+    (b"/memory/tricks/a%2Fb", "tricks", "a/b"),
+    (b"/memory/tricks/k%2F..%2F..%2Fetc", "tricks", "k/../../etc"),
+    (b"/memory/tricks/%2E%2E%2F", "tricks", "../"),
+    (b"/memory/tricks/%25", "tricks", "%"),
+    (b"/memory/tricks/%252F", "tricks", "%2F"),
+    (b"/memory/tricks/k%20", "tricks", "k "),
+    (b"/memory/tricks/%D0%BAey", "tricks", "\u043aey"),  # Cyrillic "\u043a" for "k"
+    (b"/memory/tricks/k%E2%80%8B", "tricks", "k\u200b"),  # a zero-width space after "k"
+    (b"/memory/tricks/user:42@host", "tricks", "user:42@host"),
+    (b"/memory/tri%2Fcks/k", "tri/cks", "k"),
+]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("target", "ns", "key"), NAME_PATHS, ids=range(len(NAME_PATHS)))
+def test_encoded_names_are_names(
+    server: ServerProcess, client: httpx.Client, target: bytes, ns: str, key: str
+) -> None:
+    before = client.get("/stats/memory").json()["total_entries"]
+    reply = raw_exchange(server.port, request_bytes("PUT", target.decode(), b'{"value": "here"}'))
+    assert reply.status == 200, reply.body
+    stored = json.loads(reply.body)
+    assert (stored["namespace"], stored["key"]) == (ns, key)
+    path = f"/memory/{quote(ns, safe='')}/{quote(key, safe='')}"
+    assert client.get(path).json()["value"] == "here"
+    assert client.get("/stats/memory").json()["total_entries"] == before + 1
+    client.delete(path)
 
 
 # -- bodies and content types -------------------------------------------------------------------
@@ -318,7 +355,7 @@ def test_body_longer_than_content_length_is_cut_and_refused(
         ("as_of=2026-01-01T00:00:00", "invalid_parameter"),  # no timezone
         ("as_of=" + "9" * 40, "future_revision"),
         ("cursor=zzz", "invalid_cursor"),
-        ("prefix=a/b", "invalid_parameter"),
+        ("prefix=a%00b", "invalid_parameter"),
         ("prefix=" + "a" * 100_000, "invalid_parameter"),
     ],
 )

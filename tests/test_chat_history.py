@@ -196,9 +196,25 @@ def test_a_key_holding_something_else_is_reported(server: ServerProcess, namespa
         _ = _history(server, namespace, "not-chat").messages
 
 
+@pytest.mark.parametrize("session", ["user:42", "alice@example.com/chat 1", "🙂 café"])
+async def test_session_ids_are_any_valid_key(
+    server: ServerProcess, namespace: str, session: str
+) -> None:
+    history = _history(server, namespace, session)
+    history.add_user_message("sync")
+    await history.aadd_messages([AIMessage("async")])
+    assert [m.content for m in await _history(server, namespace, session).aget_messages()] == [
+        "sync",
+        "async",
+    ]
+    assert Memory(namespace, server.url).list_keys() == [session]
+
+
 def test_session_id_must_be_a_valid_key() -> None:
-    with pytest.raises(ValueError, match="Invalid key"):
-        BotWireChatHistory("has space")
+    with pytest.raises(ValueError, match="^Key is empty"):
+        BotWireChatHistory("")
+    with pytest.raises(ValueError, match="control character U\\+000A"):
+        BotWireChatHistory("line\nbreak")
 
 
 def test_the_import_paths_of_the_original_package() -> None:

@@ -268,27 +268,102 @@ def test_rollback_namespace_key_dry_run_and_undo(api: Any) -> None:
 
 def test_invalid_names_and_values_are_refused_before_sending(make: Make) -> None:
     api = make()
-    for bad in ["", "a/b", "..", "sp ace", "x" * 129]:
+    for bad in ["", ".", "..", "a\x00b", "tab\t", "del\x7f", "x" * 1025, "é" * 513, 42]:
         with pytest.raises(InvalidRequest):
             api.set(bad, 1)
+        with pytest.raises(InvalidRequest):
+            api.get(bad)
+        with pytest.raises(InvalidRequest):
+            api.history(bad)
+    with pytest.raises(InvalidRequest, match="^Key 'xxxxx.*' is 1025 bytes in UTF-8; the limit"):
+        api.set("x" * 1025, 1)
+    with pytest.raises(InvalidRequest, match="control character U\\+0000"):
+        api.delete("a\x00b")
+    with pytest.raises(InvalidRequest, match="holds the control character U\\+000A"):
+        api.list_keys("line\n")
+    with pytest.raises(InvalidRequest, match="'.' and '..' are never names"):
+        api.rollback(0, key="..")
     with pytest.raises(InvalidRequest, match="JSON"):
         api.set("k", {1, 2})
     with pytest.raises(InvalidRequest, match="JSON"):
         api.set("k", float("nan"))
     with pytest.raises(ValueError):
         api.set("k", 1, expected_version=-1)
-    with pytest.raises(ValueError):
-        Memory("bad/namespace")
+    for bad_ns in ["", "..", "n" * 257, "é" * 129, "new\nline"]:
+        with pytest.raises(InvalidRequest):
+            Memory(bad_ns)
     assert api.head() == 0
+
+
+# Keys as agent code writes them: each travels as one percent-encoded path segment.
+NAME_KEYS = [
+    "user:42",
+    "alice@example.com",
+    "notes/2026-11.md",
+    "a/../b",
+    "two words",
+    " ",
+    "café",
+    "🙂",
+    "100%",
+    "%2F",
+    "q?x=1#frag",
+    "a+b",
+    "k" * 1024,
+    "🙂" * 256,
+]
+
+
+def test_any_valid_key_round_trips(make: Make) -> None:
+    api = make()
+    for i, key in enumerate(NAME_KEYS):
+        assert api.set(key, {"i": i}) == i + 1
+        assert api.get(key) == {"i": i}
+        assert api.item(key).key == key
+        assert key in api
+    assert api.list_keys() == sorted(NAME_KEYS)
+    assert api.list_keys("user:") == ["user:42"]
+    assert api.list_keys("🙂") == ["🙂", "🙂" * 256]
+    assert api.snapshot(prefix="notes/") == {"notes/2026-11.md": {"i": 2}}
+    for key in NAME_KEYS:
+        assert [e.op for e in api.history(key)] == ["set"]
+    assert api.delete("a/../b") and api.get("a/../b", "gone") == "gone"
+    assert api.get("a") is None and api.get("b") is None  # no dot segments were resolved
+    result = api.rollback(len(NAME_KEYS), key="a/../b")
+    assert [(c.key, c.op) for c in result.changes] == [("a/../b", "set")]
+
+
+def test_any_valid_namespace_works(make: Make) -> None:
+    unique = fresh_namespace()
+    for ns in [f"user:42/{unique}", f"café 🙂 {unique}", unique.ljust(256, "n"), "é" * 128]:
+        api = make(ns)
+        api.set("k:1", ns)
+        assert api.get("k:1") == ns
+        assert api.list_keys() == ["k:1"]
+        assert api.head() >= 1
+        api.delete("k:1")
+
+
+def test_base_url_without_a_scheme_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidRequest, match="write http://127.0.0.1:8000"):
+        Memory("ns", "127.0.0.1:8000")
+    with pytest.raises(InvalidRequest, match="^base_url='localhost:8000' has no scheme; write "):
+        Memory("ns", "localhost:8000")
+    monkeypatch.setenv("BOTWIRE_URL", "localhost:8000")
+    with pytest.raises(InvalidRequest, match="^BOTWIRE_URL='localhost:8000' has no scheme"):
+        Memory("ns")
+    with pytest.raises(InvalidRequest, match="is not an http:// or https:// URL"):
+        Memory("ns", "ftp://example.com")
+    assert Memory("ns", "https://example.com/api/").base_url == "https://example.com/api"
 
 
 def test_server_refusals_map_to_the_error_tree(api: Any, server: ServerProcess) -> None:
     with pytest.raises(TooLarge) as too_large:
         api.set("big", "x" * 200_000)
     assert too_large.value.status == 413 and too_large.value.code == "value_too_large"
-    with pytest.raises(InvalidRequest) as bad_prefix:
-        api.list_keys("no spaces")
-    assert bad_prefix.value.status == 400
+    with pytest.raises(InvalidRequest) as future:
+        api.get("k", as_of=99)  # refused by the server, not before sending
+    assert (future.value.status, future.value.code) == (400, "future_revision")
     for i in range(4):
         api.set("k", i)
     response = httpx.post(f"{server.url}/namespaces/{api.namespace}/compact", json={"before": 3})

@@ -79,12 +79,14 @@ def test_absent_key_exits_1(cli: Cli) -> None:
 def test_usage_errors_exit_2(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli("set", "k", "not json")
     assert code == 2 and err is not None and "--string" in err["error"]
-    assert cli("set", "bad key", "1")[0] == 2
+    code, _, err = cli("set", "k" * 1025, "1")
+    assert code == 2 and err is not None and "1025 bytes" in err["error"]
     code, _, err = cli("get", "k", "--as-of", "2026-01-01T00:00:00")
     assert code == 2 and err is not None and "timezone" in err["error"]
     assert main(["frobnicate"]) == 2
     assert main(["get"]) == 2
-    assert main(["get", "--url", cli.url, "bad/ns", "k"]) == 2
+    assert main(["get", "--url", cli.url, "..", "k"]) == 2
+    assert main(["get", "--url", "localhost:1", "ns", "k"]) == 2
     capsys.readouterr()
 
 
@@ -127,6 +129,30 @@ def test_keys_history_head_snapshot_and_rollback(cli: Cli) -> None:
     assert cli("rollback", "4", "--key", "c")[1]["changed"] == [
         {"key": "c", "op": "set", "value": 4}
     ]
+
+
+def test_any_valid_key_through_the_cli(cli: Cli) -> None:
+    keys = ["user:42", "alice@example.com", "notes/2026-11.md", "two words", "🙂", "k" * 1024]
+    for i, key in enumerate(keys):
+        assert cli("set", key, str(i)) == (
+            0,
+            {"namespace": cli.ns, "key": key, "version": i + 1},
+            None,
+        )
+        assert cli("get", key) == (0, i, None)
+        assert [e["value"] for e in cli("history", key)[1]] == [i]
+    assert cli("keys") == (0, sorted(keys), None)
+    assert cli("keys", "--prefix", "notes/")[1] == ["notes/2026-11.md"]
+    assert cli("delete", "notes/2026-11.md")[0] == 0
+    assert cli("rollback", "3", "--key", "notes/2026-11.md")[1]["changed"][0]["key"] == (
+        "notes/2026-11.md"
+    )
+    code, _, err = cli("get", "k" * 1025)
+    assert code == 2 and err is not None and err["code"] == "invalid_input"
+    other = f"team:1/{cli.ns} 🙂"
+    assert main(["set", "--url", cli.url, other, "user:1", "7"]) == 0
+    assert main(["get", "--url", cli.url, other, "user:1"]) == 0
+    assert cli.capsys.readouterr().out.splitlines()[-1] == "7"
 
 
 def test_other_server_errors_exit_4(cli: Cli) -> None:

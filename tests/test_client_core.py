@@ -58,6 +58,36 @@ def test_set_sends_compact_json_and_expected_version() -> None:
     assert json.loads(request.content) == {"value": {"a": [1, None]}, "expected_version": 3}
 
 
+def test_each_name_is_one_percent_encoded_path_segment() -> None:
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path)
+        if request.url.path.endswith("/history"):
+            return httpx.Response(200, json={"events": [], "next_cursor": None})
+        if request.url.path.startswith("/namespaces/"):
+            return httpx.Response(200, json={"revision": 0})
+        return httpx.Response(200, json={"version": 1, "keys": [], "next_cursor": None})
+
+    transport = httpx.MockTransport(handler)
+    memory = Memory("team:1/a b", "http://botwire.test", transport=transport)
+    memory.set("notes/2026-11.md", 1)
+    memory.set("user:42 🙂", 1)
+    memory.set("100%?#", 1)
+    memory.history("a/../b")
+    memory.head()
+    memory.list_keys("p/q r")
+    ns = b"/memory/team%3A1%2Fa%20b"
+    assert seen == [
+        ns + b"/notes%2F2026-11.md",
+        ns + b"/user%3A42%20%F0%9F%99%82",
+        ns + b"/100%25%3F%23",
+        ns + b"/a%2F..%2Fb/history?limit=100",
+        b"/namespaces/team%3A1%2Fa%20b",
+        ns + b"?limit=1000&prefix=p%2Fq+r",
+    ]
+
+
 def test_as_of_datetime_is_sent_as_utc_iso_and_ints_as_revisions() -> None:
     seen: list[httpx.Request] = []
 

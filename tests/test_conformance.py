@@ -445,6 +445,51 @@ async def test_list_prefix_after_limit(store: Store) -> None:
     assert listed == [await store.get(NS, "a/2")]
 
 
+async def test_list_prefix_any_unicode(store: Store) -> None:
+    # Code point order across the planes; prefixes ending in the last code point, in the one
+    # before the surrogates, and holding astral characters.
+    top, before_surrogates = "\U0010ffff", "\ud7ff"
+    keys = sorted(
+        [
+            "user:1",
+            "user:2",
+            "user;",
+            "a" + before_surrogates,
+            "a" + before_surrogates + "x",
+            "a\ue000",
+            "🙂",
+            "🙂a",
+            "🙂" + top,
+            "🙃",
+            top,
+            top + "a",
+            top + top,
+            "x" + top,
+            "x" + top + "y",
+            "y",
+        ]
+    )
+    for key in reversed(keys):
+        await store.set(NS, key, b"1")
+
+    async def listed(prefix: str, after: str | None = None, as_of: int | None = None) -> list[str]:
+        return [i.key for i in await store.list(NS, prefix=prefix, after=after, as_of=as_of)]
+
+    assert [i.key for i in await store.list(NS)] == keys
+    assert await listed("user:") == ["user:1", "user:2"]
+    low = "a" + before_surrogates
+    assert await listed(low) == [low, low + "x"]
+    assert await listed("🙂") == ["🙂", "🙂a", "🙂" + top]
+    assert await listed(top) == [top, top + "a", top + top]
+    assert await listed(top + top) == [top + top]
+    assert await listed("x" + top) == ["x" + top, "x" + top + "y"]
+    assert await listed("🙂", after="🙂a") == ["🙂" + top]
+    assert await listed(top, after=top) == [top + "a", top + top]
+    head = await store.head(NS)
+    assert await listed(top, as_of=head) == [top, top + "a", top + top]
+    assert await listed("🙂", as_of=head, after="🙂") == ["🙂a", "🙂" + top]
+
+
 async def test_list_as_of(store: Store) -> None:
     for i in range(5):
         await store.set(NS, f"k{i}", b"1")  # revisions 1..5

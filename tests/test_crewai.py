@@ -99,14 +99,16 @@ TOOLS = """
     assert recall.run(key="name") == "Ada"
     Memory(namespace).set("profile", {"langs": ["en", "pt"]})
     assert recall.run(key="profile") == '{"langs": ["en", "pt"]}'
-    assert remember.run(key="bad key", value="x").startswith("error: Invalid key 'bad key'")
+    assert remember.run(key="user:42", value="colon") == "stored 'user:42'"
+    assert recall.run(key="user:42") == "colon"
+    assert remember.run(key="..", value="x").startswith("error: Key '..' is not allowed")
 
     async def main():
         assert await remember.arun(key="note.1", value="async") == "stored 'note.1'"
         assert await recall.arun(key="note.1") == "async"
         assert await recall.arun(key="missing") == "not found"
         assert await listing.arun(prefix="note") == "note.1"
-        assert await listing.arun() == "name, note.1, profile"
+        assert await listing.arun() == "name, note.1, profile, user:42"
 
     asyncio.run(main())
     print("tools ok")
@@ -120,6 +122,7 @@ def test_tools_sync_and_async_paths(server: ServerProcess) -> None:
         "name": "Ada",
         "note.1": "async",
         "profile": {"langs": ["en", "pt"]},
+        "user:42": "colon",
     }
 
 

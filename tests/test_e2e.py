@@ -3,12 +3,16 @@ and no acknowledged write lost to a SIGTERM (or a SIGKILL) in the middle of traf
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 from server_process import ServerProcess
+
+from botwire import InvalidRequest, Memory
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +61,47 @@ def test_every_route_on_a_real_server(tmp_path: Path) -> None:
         assert c.get("/openapi.json").json()["openapi"] == "3.1.0"
         assert c.get("/nope").json()["code"] == "route_not_found"
         assert c.patch("/memory/agent/prefs").status_code == 405
+
+
+NAMES = [
+    "user:42",
+    "alice@example.com",
+    "notes/2026-11.md",
+    "a%2Fb",
+    "two words",
+    " ",
+    "🙂",
+    "k" * 1024,
+]
+
+
+def test_any_valid_name_on_a_real_server(tmp_path: Path) -> None:
+    with ServerProcess(db_url(tmp_path)) as server, httpx.Client(base_url=server.url) as c:
+        for ns in ("team:1/notes", "n" * 256):
+            seg_ns = quote(ns, safe="")
+            for i, key in enumerate(NAMES):
+                path = f"/memory/{seg_ns}/{quote(key, safe='')}"
+                stored = c.put(path, json={"value": i}).json()
+                assert (stored["namespace"], stored["key"]) == (ns, key)
+                assert c.get(path).json()["value"] == i
+                assert [e["value"] for e in c.get(f"{path}/history").json()["events"]] == [i]
+            listed = c.get(f"/memory/{seg_ns}").json()
+            assert [k["key"] for k in listed["keys"]] == sorted(NAMES)
+        # Over the limits: refused, nothing written.
+        for path in ("/memory/ns/" + "k" * 1025, "/memory/" + "n" * 257 + "/k"):
+            r = c.put(path, json={"value": 1})
+            assert (r.status_code, r.json()["code"]) == (400, "invalid_name")
+        # An encoded '/' is not a separator: this is the listing of namespace "atk/viaslash".
+        assert c.put("/memory/atk%2Fviaslash", json={"value": 1}).status_code == 405
+        assert c.get("/memory/atk%2Fviaslash").json()["namespace"] == "atk/viaslash"
+        assert c.get("/stats/memory").json()["total_entries"] == 2 * len(NAMES)
+        # Our client, sync and async, encodes each name as one segment.
+        memory = Memory("team:1/notes", server.url)
+        assert memory.get("notes/2026-11.md") == 2 and memory.get("a%2Fb") == 3
+        assert asyncio.run(memory.aget("k" * 1024)) == 7
+        with pytest.raises(InvalidRequest, match="1025 bytes"):
+            memory.get("k" * 1025)
+        memory.close()
 
 
 def test_restart_on_the_same_file_keeps_everything(tmp_path: Path) -> None:

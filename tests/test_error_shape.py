@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from backends import BACKENDS, open_store
 
-from botwire_server.http import create_app
+from botwire_server.errors import InvalidInput
+from botwire_server.http import body, create_app
 from botwire_server.settings import Limits, Settings
 from botwire_server.storage.base import Stats
 from botwire_server.storage.memory import MemoryStore
@@ -56,8 +58,16 @@ def err(status: int, code: str, error: str, **extra: Any) -> dict[str, Any]:
 
 SET_K = ("PUT", "/memory/ns/k", {"json": {"value": 1}})
 JSON = {"Content-Type": "application/json"}
-NS_RULE = "use 1-64 characters of A-Z, a-z, 0-9, '_' and '-'."
-KEY_RULE = "use 1-128 characters of A-Z, a-z, 0-9, '_', '.' and '-' (but not '.' or '..')."
+NOT_JSON = (
+    "The body is not valid JSON: send one UTF-8 encoded JSON document "
+    "(NaN and Infinity are not JSON)."
+)
+NOT_VALID = "The body is not valid here:"
+TOO_BIG_NUMBER = (
+    f"{NOT_VALID} `value` holds a number too large to store (an integer may have at most 4300 "
+    "digits; a float must be below 1.8e308)."
+)
+REVISION_RULE = "an integer from 0 to 9223372036854775807"
 AS_OF_RULE = (
     "is neither a revision (an integer >= 0) nor an ISO-8601 timestamp with a timezone, "
     "such as 2026-11-21T10:00:00Z."
@@ -70,44 +80,36 @@ CASES = [
         "malformed json",
         "PUT",
         "/memory/ns/k",
-        err(400, "invalid_json", "The body is not valid JSON: Input data was truncated."),
+        err(400, "invalid_json", NOT_JSON),
         {"content": b'{"value": ', "headers": JSON},
     ),
-    Case(
-        "empty body",
-        "PUT",
-        "/memory/ns/k",
-        err(400, "invalid_json", "The body is not valid JSON: Input data was truncated."),
-        {"content": b""},
-    ),
+    Case("empty body", "PUT", "/memory/ns/k", err(400, "invalid_json", NOT_JSON), {"content": b""}),
     Case(
         "NaN",
         "PUT",
         "/memory/ns/k",
-        err(
-            400,
-            "invalid_json",
-            "The body is not valid JSON: JSON is malformed: invalid character (byte 10).",
-        ),
+        err(400, "invalid_json", NOT_JSON),
         {"content": b'{"value": NaN}'},
     ),
     Case(
         "not utf-8",
         "PUT",
         "/memory/ns/k",
-        err(
-            400,
-            "invalid_json",
-            "The body is not valid JSON: 'utf-8' codec can't decode byte 0xff in position 0: "
-            "invalid start byte.",
-        ),
+        err(400, "invalid_json", NOT_JSON),
         {"content": b'{"value": "\xff"}'},
+    ),
+    Case(
+        "not utf-8 outside a string",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_json", NOT_JSON),
+        {"content": b"\xff\xfe{}"},
     ),
     Case(
         "rollback malformed",
         "POST",
         "/namespaces/ns/rollback",
-        err(400, "invalid_json", "The body is not valid JSON: Input data was truncated."),
+        err(400, "invalid_json", NOT_JSON),
         {"content": b"{"},
     ),
     # -- 400 invalid_body ---------------------------------------------------------------------
@@ -115,19 +117,31 @@ CASES = [
         "body not an object",
         "PUT",
         "/memory/ns/k",
-        err(400, "invalid_body", "The body is not valid here: Expected `object`, got `array`."),
+        err(
+            400,
+            "invalid_body",
+            f"{NOT_VALID} send a JSON object with the fields `value`, `expected_version`.",
+        ),
         {"content": b"[1]"},
     ),
     Case(
         "missing value",
         "PUT",
         "/memory/ns/k",
+        err(400, "invalid_body", f"{NOT_VALID} it lacks the required field `value`."),
+        {"json": {"expected_version": 1}},
+    ),
+    Case(
+        "unknown field",
+        "PUT",
+        "/memory/ns/k",
         err(
             400,
             "invalid_body",
-            "The body is not valid here: Object missing required field `value`.",
+            f"{NOT_VALID} it has an unknown field `expected_verison` (the fields are `value`, "
+            "`expected_version`).",
         ),
-        {"json": {"expected_version": 1}},
+        {"json": {"value": 1, "expected_verison": 1}},
     ),
     Case(
         "expected_version wrong type",
@@ -136,8 +150,7 @@ CASES = [
         err(
             400,
             "invalid_body",
-            "The body is not valid here: Expected `int | null`, got `str` - at "
-            "`$.expected_version`.",
+            f"{NOT_VALID} `expected_version` must be {REVISION_RULE} or null.",
         ),
         {"json": {"value": 1, "expected_version": "1"}},
     ),
@@ -148,7 +161,7 @@ CASES = [
         err(
             400,
             "invalid_body",
-            "The body is not valid here: Expected `int` >= 0 - at `$.expected_version`.",
+            f"{NOT_VALID} `expected_version` must be {REVISION_RULE} or null.",
         ),
         {"json": {"value": 1, "expected_version": -1}},
     ),
@@ -156,18 +169,14 @@ CASES = [
         "float overflow",
         "PUT",
         "/memory/ns/k",
-        err(400, "invalid_body", "The body is not valid here: Number out of range - at `$.value`."),
+        err(400, "invalid_body", TOO_BIG_NUMBER),
         {"content": b'{"value": 1e400}'},
     ),
     Case(
         "huge integer",
         "PUT",
         "/memory/ns/k",
-        err(
-            400,
-            "invalid_body",
-            "The body is not valid here: Integer value out of range - at `$.value`.",
-        ),
+        err(400, "invalid_body", TOO_BIG_NUMBER),
         {"content": b'{"value": ' + b"9" * 5000 + b"}"},
     ),
     Case(
@@ -188,56 +197,129 @@ CASES = [
         "compact missing before",
         "POST",
         "/namespaces/ns/compact",
+        err(400, "invalid_body", f"{NOT_VALID} it lacks the required field `before`."),
+        {"json": {}},
+    ),
+    Case(
+        "compact unknown field",
+        "POST",
+        "/namespaces/ns/compact",
         err(
             400,
             "invalid_body",
-            "The body is not valid here: Object missing required field `before`.",
+            f"{NOT_VALID} it has an unknown field `after` (the fields are `before`).",
         ),
-        {"json": {}},
+        {"json": {"before": 1, "after": 2}},
     ),
     Case(
         "rollback to wrong type",
         "POST",
         "/namespaces/ns/rollback",
-        err(
-            400,
-            "invalid_body",
-            "The body is not valid here: Expected `int | str`, got `array` - at `$.to`.",
-        ),
+        err(400, "invalid_body", f"{NOT_VALID} `to` must be {REVISION_RULE} or a string."),
         {"json": {"to": [1]}},
+    ),
+    Case(
+        "rollback dry_run wrong type",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(400, "invalid_body", f"{NOT_VALID} `dry_run` must be true or false."),
+        {"json": {"to": 1, "dry_run": "yes"}},
     ),
     # -- 400 invalid_name ---------------------------------------------------------------------
     Case(
         "namespace too long",
         "GET",
-        "/memory/" + "n" * 65 + "/k",
-        err(400, "invalid_name", f"Namespace '{'n' * 65}' is invalid: {NS_RULE}"),
+        "/memory/" + "n" * 257 + "/k",
+        err(
+            400,
+            "invalid_name",
+            f"Namespace '{'n' * 80}...' is 257 bytes in UTF-8; the limit is 256 bytes.",
+        ),
     ),
     Case(
-        "namespace bad character",
+        "namespace too long in bytes",
         "PUT",
-        "/memory/a$b/k",
-        err(400, "invalid_name", f"Namespace 'a$b' is invalid: {NS_RULE}"),
+        "/memory/" + "%C3%A9" * 129 + "/k",
+        err(
+            400,
+            "invalid_name",
+            f"Namespace '{'é' * 80}...' is 258 bytes in UTF-8; the limit is 256 bytes.",
+        ),
         {"json": {"value": 1}},
     ),
     Case(
-        "key bad character",
+        "namespace control character",
+        "PUT",
+        "/memory/a%09b/k",
+        err(
+            400,
+            "invalid_name",
+            "Namespace 'a\\tb' holds the control character U+0009 at position 1; names may "
+            "not hold U+0000-U+001F or U+007F.",
+        ),
+        {"json": {"value": 1}},
+    ),
+    Case(
+        "key control character",
         "DELETE",
-        "/memory/ns/a b",
-        err(400, "invalid_name", f"Key 'a b' is invalid: {KEY_RULE}"),
+        "/memory/ns/a%7F",
+        err(
+            400,
+            "invalid_name",
+            "Key 'a\\x7f' holds the control character U+007F at position 1; names may not "
+            "hold U+0000-U+001F or U+007F.",
+        ),
     ),
     Case(
         "key too long, shown shortened",
         "GET",
-        "/memory/ns/" + "k" * 129 + "/history",
-        err(400, "invalid_name", f"Key '{'k' * 80}...' is invalid: {KEY_RULE}"),
+        "/memory/ns/" + "k" * 1025 + "/history",
+        err(
+            400,
+            "invalid_name",
+            f"Key '{'k' * 80}...' is 1025 bytes in UTF-8; the limit is 1024 bytes.",
+        ),
+    ),
+    Case(
+        "key dot dot",
+        "GET",
+        "/memory/ns/%2E%2E",
+        err(400, "invalid_name", "Key '..' is not allowed: '.' and '..' are never names."),
     ),
     Case(
         "rollback key",
         "POST",
         "/namespaces/ns/rollback",
-        err(400, "invalid_name", f"Key '..' is invalid: {KEY_RULE}"),
+        err(400, "invalid_name", "Key '..' is not allowed: '.' and '..' are never names."),
         {"json": {"to": 0, "key": ".."}},
+    ),
+    Case(
+        "rollback empty key",
+        "POST",
+        "/namespaces/ns/rollback",
+        err(400, "invalid_name", "Key is empty: use 1 to 1024 bytes of UTF-8."),
+        {"json": {"to": 0, "key": ""}},
+    ),
+    Case(
+        "name not UTF-8",
+        "GET",
+        "/memory/ns/k%FF",
+        err(
+            400,
+            "invalid_name",
+            "The path segment 'k%FF' is not a name: percent-decoded, it is not valid UTF-8.",
+        ),
+    ),
+    Case(
+        "stray percent in a name",
+        "GET",
+        "/memory/ns%/k",
+        err(
+            400,
+            "invalid_name",
+            "The path segment 'ns%' is not percent-encoded correctly: a '%' must start an "
+            "escape such as %2F; write a '%' in a name as %25.",
+        ),
     ),
     # -- 400 invalid_parameter ----------------------------------------------------------------
     Case(
@@ -272,14 +354,14 @@ CASES = [
         err(400, "invalid_parameter", "limit is given 2 times; give it once."),
     ),
     Case(
-        "prefix with a bad character",
+        "prefix with a control character",
         "GET",
-        "/namespaces/ns/snapshot?prefix=a%25",
+        "/namespaces/ns/snapshot?prefix=a%00",
         err(
             400,
             "invalid_parameter",
-            "prefix='a%' is invalid: a prefix is up to 128 characters of A-Z, a-z, 0-9, '_', "
-            "'.' and '-'.",
+            "Prefix 'a\\x00' holds the control character U+0000 at position 1; names may not "
+            "hold U+0000-U+001F or U+007F.",
         ),
     ),
     Case(
@@ -400,6 +482,19 @@ CASES = [
         "POST",
         "/memory/ns",
         err(405, "method_not_allowed", "POST is not allowed on /memory/ns; allowed: GET, HEAD."),
+        headers={"allow": "GET, HEAD"},
+    ),
+    Case(
+        # An encoded '/' is part of the name: this is the namespace listing, not a key.
+        "encoded slash is no separator",
+        "PUT",
+        "/memory/atk%2Fviaslash",
+        err(
+            405,
+            "method_not_allowed",
+            "PUT is not allowed on /memory/atk%2Fviaslash; allowed: GET, HEAD.",
+        ),
+        {"json": {"value": 1}},
         headers={"allow": "GET, HEAD"},
     ),
     # -- 409 ----------------------------------------------------------------------------------
@@ -835,4 +930,41 @@ async def test_client_disconnect_mid_body() -> None:
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     assert httpx.Response(400, content=body).json() == err(
         400, "invalid_body", "The client closed the connection before sending the whole body."
+    )
+
+
+class _SetOp(msgspec.Struct, tag_field="op", tag="set", forbid_unknown_fields=True):
+    key: str
+    value: Any
+
+
+class _Ops(msgspec.Struct, forbid_unknown_fields=True):
+    ops: list[_SetOp]
+
+
+@pytest.mark.parametrize(
+    ("data", "sentence"),
+    [
+        (b'{"ops": 3}', "`ops` must be an array."),
+        (
+            b'{"ops": [{"op": "set", "key": 1, "value": 1}]}',
+            "`ops[0].key` has the wrong type or value.",
+        ),
+        (b'{"ops": [{"op": "set", "value": 1}]}', "`ops[0]` lacks the required field `key`."),
+        (
+            b'{"ops": [{"op": "set", "key": "k", "value": 1, "x": 0}]}',
+            "`ops[0]` has an unknown field `x`.",
+        ),
+        (
+            b'{"ops": [{"op": "set", "key": "k", "value": [1e999]}]}',
+            "`ops[0].value[0]` holds a number too large to store (an integer may have at most 4300 "
+            "digits; a float must be below 1.8e308).",
+        ),
+    ],
+)
+def test_nested_body_errors_name_the_path(data: bytes, sentence: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        body.decode(data, msgspec.json.Decoder(_Ops))
+    assert caught.value.body() == err(
+        400, "invalid_body", f"The body is not valid here: {sentence}"
     )

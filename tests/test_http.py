@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import jsonschema_rs
@@ -518,7 +519,7 @@ async def test_rollback_to_timestamp_and_errors(client: httpx.AsyncClient) -> No
     assert_error(r, 400, "invalid_parameter")
     r = await client.post("/namespaces/ns/rollback", json={"to": -1})
     assert_error(r, 400, "invalid_body")
-    r = await client.post("/namespaces/ns/rollback", json={"to": 1, "key": "a/b"})
+    r = await client.post("/namespaces/ns/rollback", json={"to": 1, "key": ".."})
     assert_error(r, 400, "invalid_name")
     r = await client.post("/namespaces/ns/rollback", json={"to": 1, "dry_run": "yes"})
     assert_error(r, 400, "invalid_body")
@@ -627,36 +628,208 @@ async def test_nesting_up_to_the_limit_is_fine(client: httpx.AsyncClient) -> Non
 @pytest.mark.parametrize(
     "path",
     [
-        "/memory/" + "n" * 65 + "/k",
-        "/memory/n s/k",
-        "/memory/n%2Fs/k",
-        "/memory/né/k",
-        "/memory/ns/" + "k" * 129,
-        "/memory/ns/k%20k",
-        "/memory/ns/k:k",
+        "/memory/" + "n" * 257 + "/k",
+        "/memory/" + "%C3%A9" * 129 + "/k",  # 129 characters, 258 bytes
+        "/memory/n%00s/k",
+        "/memory/ns/" + "k" * 1025,
+        "/memory/ns/" + "%F0%9F%99%82" * 256 + "k",  # 257 characters, 1025 bytes
+        "/memory/ns/k%0Ak",
+        "/memory/ns/k%7F",
         "/memory/ns/%2E%2E",
         "/memory/ns/%2E",
+        "/memory/%2E%2E/k",
+        "/memory/ns/k%FF",  # not UTF-8
+        "/memory/ns/%ED%A0%80",  # an encoded surrogate is not UTF-8 either
+        "/memory/ns/k%",  # a '%' that starts no escape
+        "/memory/ns/k%2",
+        "/memory/ns/k%zz",
     ],
 )
 async def test_invalid_names(client: httpx.AsyncClient, path: str) -> None:
-    r = await client.put(path, json={"value": 1})
-    assert r.status_code in {400, 404}, r.text
-    body = r.json()
-    assert body["code"] in {"invalid_name", "route_not_found"}
+    assert_error(await client.put(path, json={"value": 1}), 400, "invalid_name")
+    assert_error(await client.get(path), 400, "invalid_name")
+    assert_error(await client.delete(path), 400, "invalid_name")
+    assert_error(await client.get(path + "/history"), 400, "invalid_name")
     assert (await client.get("/stats/memory")).json()["total_entries"] == 0
 
 
-async def test_invalid_names_are_invalid_name(client: httpx.AsyncClient) -> None:
-    for path in ("/memory/" + "n" * 65 + "/k", "/memory/n s/k", "/memory/ns/" + "k" * 129):
-        assert_error(await client.put(path, json={"value": 1}), 400, "invalid_name")
-        assert_error(await client.get(path), 400, "invalid_name")
-        assert_error(await client.delete(path), 400, "invalid_name")
-    assert_error(await client.get("/memory/a$b"), 400, "invalid_name")
-    assert_error(await client.get("/namespaces/a$b"), 400, "invalid_name")
-    assert_error(await client.get("/memory/ns/a$b/history"), 400, "invalid_name")
-    # Names at the limits are fine.
-    assert (await put(client, "/memory/" + "n" * 64 + "/" + "k" * 128, 1)).status_code == 200
-    assert (await put(client, "/memory/A-z_0/.hidden..x", 1)).status_code == 200
+async def test_invalid_namespaces_on_every_route(client: httpx.AsyncClient) -> None:
+    for ns in ("n" * 257, "a%09b", "%2E%2E", "%FF"):
+        assert_error(await client.get(f"/memory/{ns}"), 400, "invalid_name")
+        assert_error(await client.get(f"/namespaces/{ns}"), 400, "invalid_name")
+        assert_error(await client.get(f"/namespaces/{ns}/snapshot"), 400, "invalid_name")
+        r = await client.post(f"/namespaces/{ns}/rollback", json={"to": 0})
+        assert_error(r, 400, "invalid_name")
+        r = await client.post(f"/namespaces/{ns}/compact", json={"before": 0})
+        assert_error(r, 400, "invalid_name")
+
+
+# Keys as agent code writes them; each one is one percent-encoded path segment.
+NAMES = [
+    "user:42",
+    "alice@example.com",
+    "notes/2026-11.md",
+    "a/../b",
+    "café",
+    " ",
+    "two words",
+    "🙂",
+    "%2F",
+    "100%",
+    "a+b",
+    "q?x=1#frag",
+    "A-z_0",
+    ".hidden..x",
+    "...",
+    "ключ",
+    "k" * 1024,
+    "é" * 512,  # 512 characters, 1024 bytes
+    "🙂" * 256,  # 256 characters, 1024 bytes
+]
+
+
+def seg(name: str) -> str:
+    return quote(name, safe="")
+
+
+@pytest.mark.parametrize("key", NAMES, ids=range(len(NAMES)))
+async def test_any_valid_key_round_trips(client: httpx.AsyncClient, key: str) -> None:
+    path = f"/memory/ns/{seg(key)}"
+    stored = (await put(client, path, {"k": key})).json()
+    assert (stored["key"], stored["version"]) == (key, 1)
+    got = (await client.get(path)).json()
+    assert (got["namespace"], got["key"], got["value"]) == ("ns", key, {"k": key})
+    assert [k["key"] for k in (await client.get("/memory/ns")).json()["keys"]] == [key]
+    listed = (await client.get("/memory/ns", params={"prefix": key})).json()["keys"]
+    assert [k["key"] for k in listed] == [key]
+    history = (await client.get(f"{path}/history")).json()
+    assert history["key"] == key and [e["value"] for e in history["events"]] == [{"k": key}]
+    snapshot = (await client.get("/namespaces/ns/snapshot")).json()["values"]
+    assert snapshot == {key: {"k": key}}
+    deleted = (await client.delete(path)).json()
+    assert (deleted["key"], deleted["deleted"]) == (key, True)
+    rolled = (await client.post("/namespaces/ns/rollback", json={"to": 1, "key": key})).json()
+    assert rolled["changed"] == [{"key": key, "op": "set", "value": {"k": key}}]
+    assert (await client.get(path)).json()["value"] == {"k": key}
+
+
+@pytest.mark.parametrize("ns", ["user:42", "a/b", "café 🙂", "n" * 256, "é" * 128])
+async def test_any_valid_namespace_round_trips(client: httpx.AsyncClient, ns: str) -> None:
+    path = f"/memory/{seg(ns)}/{seg('k:1')}"
+    assert (await put(client, path, 1)).json()["namespace"] == ns
+    assert (await client.get(path)).json()["namespace"] == ns
+    listing = (await client.get(f"/memory/{seg(ns)}")).json()
+    assert (listing["namespace"], [k["key"] for k in listing["keys"]]) == (ns, ["k:1"])
+    assert (await client.get(f"/namespaces/{seg(ns)}")).json()["namespace"] == ns
+    assert (await head(client, seg(ns))) == 1
+    # The namespace is its own: nothing leaks into one whose name it contains.
+    assert (await client.get("/stats/memory")).json()["total_namespaces"] == 1
+
+
+async def test_names_with_raw_reserved_characters(client: httpx.AsyncClient) -> None:
+    # What a client that does not encode names sends: ':' '@' '+' '!' raw in the path.
+    for raw in ("user:42", "alice@example.com", "a+b", "x!$&'()*,;=y"):
+        assert (await put(client, f"/memory/ns:1/{raw}", raw)).status_code == 200
+        assert (await client.get(f"/memory/ns:1/{raw}")).json()["key"] == raw
+    # '+' in a path is a plus, not a space; %2B is the same key.
+    assert (await client.get("/memory/ns:1/a%2Bb")).json()["value"] == "a+b"
+
+
+async def test_encoded_slash_is_part_of_the_name(client: httpx.AsyncClient) -> None:
+    # One segment: the namespace listing of "atk/viaslash", which takes no PUT.
+    assert_error(await put(client, "/memory/atk%2Fviaslash", 1), 405, "method_not_allowed")
+    listing = (await client.get("/memory/atk%2Fviaslash")).json()
+    assert listing["namespace"] == "atk/viaslash"
+    assert (await client.get("/stats/memory")).json()["total_entries"] == 0
+    # Two segments: namespace "atk", key "a/b"; a raw '/' would be three segments.
+    assert (await put(client, "/memory/atk/a%2Fb", 1)).json()["key"] == "a/b"
+    assert_error(await client.get("/memory/atk/a/b"), 404, "route_not_found")
+    assert (await client.get("/memory/atk/a%2fb")).json()["key"] == "a/b"
+    # A key that looks like the history route's tail is still a key.
+    assert (await put(client, "/memory/atk/k%2Fhistory", 2)).json()["key"] == "k/history"
+    assert (await client.get("/memory/atk/k%2Fhistory")).json()["value"] == 2
+    # Decoded exactly once: %252F is the three characters "%2F".
+    assert (await put(client, "/memory/atk/%252F", 3)).json()["key"] == "%2F"
+    keys = [k["key"] for k in (await client.get("/memory/atk")).json()["keys"]]
+    assert keys == ["%2F", "a/b", "k/history"]
+
+
+def rewrite_scope(app: Any, change: Callable[[dict[str, Any]], None]) -> Any:
+    """``app`` behind a shim that edits each request's scope, as other servers shape it."""
+
+    async def shim(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            change(scope)
+        await app(scope, receive, send)
+
+    return shim
+
+
+async def test_routing_without_raw_path_or_with_raw_utf8(tmp_path: Path) -> None:
+    def drop_raw_path(scope: dict[str, Any]) -> None:
+        del scope["raw_path"]  # only the decoded path: an encoded '/' cannot be told apart
+
+    def raw_utf8(scope: dict[str, Any]) -> None:
+        # Non-ASCII characters as the raw UTF-8 bytes of a client that did not encode them.
+        scope["raw_path"] = re.sub(
+            rb"%[89A-F][0-9A-F]", lambda m: bytes([int(m.group()[1:], 16)]), scope["raw_path"]
+        )
+
+    async with open_store("memory", tmp_path) as store:
+        app = create_app(Settings(), store=store)
+        for change in (drop_raw_path, raw_utf8):
+            transport = httpx.ASGITransport(app=rewrite_scope(app, change))
+            async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+                for key in ("user:42", "café 🙂", "100%", "a%2Fb"):
+                    r = await put(c, f"/memory/ns/{seg(key)}", key)
+                    assert (r.status_code, r.json()["key"]) == (200, key)
+                    assert (await c.get(f"/memory/ns/{seg(key)}")).json()["value"] == key
+                assert_error(await c.get("/memory/ns/k%00"), 400, "invalid_name")
+                assert_error(await c.get("/memory/ns/a/b"), 404, "route_not_found")
+
+
+async def test_cursors_carry_any_key(client: httpx.AsyncClient) -> None:
+    keys = sorted(["user:1", "user:2", "a/b", "🙂", "é" * 512, "k" * 1024, "x y"])
+    for key in keys:
+        await put(client, f"/memory/ns/{seg(key)}", key)
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/memory/ns", params=params)).json()
+        seen += [k["key"] for k in page["keys"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == keys
+    snap: dict[str, Any] = {}
+    cursor = None
+    while True:
+        params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/namespaces/ns/snapshot", params=params)).json()
+        snap.update(page["values"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert snap == {k: k for k in keys}
+
+
+async def test_prefixes_are_any_key_start(client: httpx.AsyncClient) -> None:
+    for key in ("user:1", "user:2", "usera", ".env", "🙂a", "🙂b", "\U0010ffffz"):
+        await put(client, f"/memory/ns/{seg(key)}", 1)
+
+    async def listed(prefix: str) -> list[str]:
+        page = (await client.get("/memory/ns", params={"prefix": prefix})).json()
+        return [k["key"] for k in page["keys"]]
+
+    assert await listed("user:") == ["user:1", "user:2"]
+    assert await listed(".") == [".env"]
+    assert await listed("🙂") == ["🙂a", "🙂b"]
+    assert await listed("\U0010ffff") == ["\U0010ffffz"]
+    assert await listed("k" * 1024) == []
+    assert_error(
+        await client.get("/memory/ns", params={"prefix": "k" * 1025}), 400, "invalid_parameter"
+    )
 
 
 @pytest.mark.parametrize(
@@ -668,8 +841,8 @@ async def test_invalid_names_are_invalid_name(client: httpx.AsyncClient) -> None
         "limit=-1",
         "limit=1.0",
         "limit=1&limit=2",
-        "prefix=a%25",
-        "prefix=a/b",
+        "prefix=a%00",
+        "prefix=a%1Fb",
         "prefix=a&prefix=b",
         "as_of=1&as_of=1",
         "cursor=a&cursor=b",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -111,3 +112,61 @@ def test_official_client_round_trip(official_python: Path, tmp_path: Path) -> No
         # What the server holds is exactly what the old client sent: a JSON string.
         stored = httpx.get(f"{server.url}/memory/compat/prefs").json()["value"]
         assert isinstance(stored, str) and json.loads(stored)["lang"] == "python"
+
+
+# Every key without '/', '?', '#' or '%' works through the old client, which puts it in the
+# URL as it is (httpx encodes only what a path cannot hold: spaces, non-ASCII).
+NAMES_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from botwire import Memory
+
+    keys = json.loads(sys.argv[1])
+    m = Memory("team:1 🙂")
+    out = {}
+    for i, key in enumerate(keys):
+        m.set(key, {"i": i})
+        out[key] = [m.get(key), key in m]
+    out["__keys__"] = [k["key"] for k in m.keys()]
+    out["__deleted__"] = m.delete(keys[0])
+    print(json.dumps(out))
+    """
+)
+
+OFFICIAL_KEYS = [
+    "user:42",
+    "alice@example.com",
+    "two words",
+    "café",
+    "🙂",
+    "a+b",
+    "k;v=1,w=2",
+    "it's (here)!",
+    "[x]",
+    "~tilde*star$",
+    ".env",
+    "x" * 1024,
+]
+
+
+def test_official_client_with_any_key(official_python: Path, tmp_path: Path) -> None:
+    with ServerProcess(f"sqlite:///{tmp_path / 'botwire.db'}") as server:
+        done = subprocess.run(
+            [str(official_python), "-I", "-c", NAMES_SCRIPT, json.dumps(OFFICIAL_KEYS)],
+            env=clean_env({"BOTWIRE_URL": server.url}),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        for i, key in enumerate(OFFICIAL_KEYS):
+            assert out[key] == [{"i": i}, True], key
+        assert out["__keys__"] == sorted(OFFICIAL_KEYS)
+        assert out["__deleted__"] is True
+        # The server holds exactly those names, as our client reads them back.
+        ns = quote("team:1 🙂", safe="")
+        listed = httpx.get(f"{server.url}/memory/{ns}").json()
+        assert listed["namespace"] == "team:1 🙂"
+        assert [k["key"] for k in listed["keys"]] == sorted(OFFICIAL_KEYS[1:])

@@ -16,6 +16,7 @@ from ..settings import Settings
 from ..storage import Store, create_store
 from . import body, openapi
 from .errors import EXCEPTION_HANDLERS, error_response
+from .paths import RawPathRouting
 from .routes import ROUTES
 
 
@@ -93,7 +94,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(ShutdownGate, lifecycle=lifecycle)],
+        middleware=[Middleware(ShutdownGate, lifecycle=lifecycle), Middleware(RawPathRouting)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

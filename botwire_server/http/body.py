@@ -7,6 +7,7 @@ re-encoded compactly; that compact form is what the store keeps and what ``bytes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -88,15 +89,94 @@ async def read(
 
 
 def decode(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    """Decode a body into its wire type; every failure is a 400 with a precise code."""
+    """Decode a body into its wire type; every failure is a 400 with a precise code and a
+    sentence of ours (msgspec's wording changes between versions and is not the contract)."""
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"The body is not valid here: {exc}.", code="invalid_body") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
+        raise InvalidInput(invalid_body(str(exc), decoder.type), code="invalid_body") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise InvalidInput(NOT_JSON, code="invalid_json") from None
     except RecursionError:
         raise _too_deep() from None
+
+
+NOT_JSON = (
+    "The body is not valid JSON: send one UTF-8 encoded JSON document "
+    "(NaN and Infinity are not JSON)."
+)
+
+# msgspec reports a validation error as one line: what went wrong, then where (" - at `$.x`").
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+def invalid_body(detail: str, wire_type: Any) -> str:
+    """Our sentence for msgspec's validation error ``detail`` on a body of ``wire_type``: the
+    field at fault and what it must be, where that can be told; a generic sentence otherwise.
+    Only the location (`` - at `$.a[0].b` ``) and the quoted field names are read from
+    ``detail``; the words are ours."""
+    fields = _fields(wire_type)
+    at = _AT.search(detail)
+    path = at.group("path").lstrip(".") if at else ""
+    where = f"`{path}`" if path else "it"
+    missing = _MISSING.search(detail)
+    unknown = _UNKNOWN.search(detail)
+    if missing is not None:
+        return f"The body is not valid here: {where} lacks the required field `{missing['name']}`."
+    if unknown is not None:
+        allowed = ", ".join(f"`{name}`" for name in fields)
+        listed = f" (the fields are {allowed})" if allowed and not path else ""
+        return (
+            f"The body is not valid here: {where} has an unknown field `{unknown['name']}`{listed}."
+        )
+    top = re.match(r"[A-Za-z_][A-Za-z0-9_]*", path)
+    field = fields.get(top.group()) if top is not None else None
+    if "out of range" in detail or isinstance(field, msgspec.inspect.AnyType):
+        # Inside a JSON value any type goes; only a number can be refused.
+        return (
+            f"The body is not valid here: {where} holds a number too large to store (an "
+            "integer may have at most 4300 digits; a float must be below 1.8e308)."
+        )
+    if field is not None and top is not None and path == top.group():
+        return f"The body is not valid here: `{path}` must be {_describe(field)}."
+    if path:
+        return f"The body is not valid here: `{path}` has the wrong type or value."
+    if fields:
+        listed = ", ".join(f"`{name}`" for name in fields)
+        return f"The body is not valid here: send a JSON object with the fields {listed}."
+    return "The body is not valid here: it does not have the shape this route takes."
+
+
+def _fields(wire_type: Any) -> dict[str, msgspec.inspect.Type]:
+    info = msgspec.inspect.type_info(wire_type)
+    if not isinstance(info, msgspec.inspect.StructType):
+        return {}
+    return {f.encode_name: f.type for f in info.fields}
+
+
+def _describe(t: msgspec.inspect.Type) -> str:
+    """A wire type in words, e.g. "an integer >= 0 or null"."""
+    if isinstance(t, msgspec.inspect.UnionType):
+        return " or ".join(_describe(member) for member in t.types)
+    if isinstance(t, msgspec.inspect.IntType):
+        if t.ge is not None and t.le is not None:
+            return f"an integer from {t.ge} to {t.le}"
+        return "an integer" if t.ge is None else f"an integer >= {t.ge}"
+    if isinstance(t, msgspec.inspect.StrType):
+        return "a string"
+    if isinstance(t, msgspec.inspect.BoolType):
+        return "true or false"
+    if isinstance(t, msgspec.inspect.NoneType):
+        return "null"
+    if isinstance(t, msgspec.inspect.FloatType):
+        return "a number"
+    if isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.TupleType)):
+        return "an array"
+    if isinstance(t, (msgspec.inspect.DictType, msgspec.inspect.StructType)):
+        return "an object"
+    return "a valid JSON value"
 
 
 def _too_deep() -> InvalidInput:
@@ -114,8 +194,11 @@ def encode_value(value: Any, data: bytes) -> bytes:
         check_depth(value)
     try:
         return _encode(value)
-    except (OverflowError, ValueError) as exc:  # e.g. an integer too long to print
-        raise InvalidInput(f"The value cannot be stored: {exc}.", code="invalid_body") from None
+    except (OverflowError, ValueError):  # e.g. an integer too long to print
+        raise InvalidInput(
+            "The value cannot be stored: it holds a number too large to write as JSON.",
+            code="invalid_body",
+        ) from None
 
 
 def check_depth(value: Any) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from botwire_client import names
+
 from .. import errors
 from ..service import MAX_KEYS, MAX_TTL_SECONDS
 from ..storage.base import MAX_OPS
@@ -25,12 +27,8 @@ from .wire import MAX_INT
 
 Schema = dict[str, Any]
 
-NAMESPACE: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
-KEY: Schema = {
-    "type": "string",
-    "pattern": "^[A-Za-z0-9_.-]{1,128}$",
-    "not": {"enum": [".", ".."]},
-}
+NAMESPACE: Schema = names.NAMESPACE_SCHEMA
+KEY: Schema = names.KEY_SCHEMA
 REVISION: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 ANY_JSON: Schema = {
     "description": f"Any JSON value (nested at most {MAX_DEPTH} levels), returned exactly as "
@@ -175,10 +173,6 @@ def _error_table() -> dict[str, str]:
 
 ERRORS = _error_table()
 # What the classes cannot say.
-ERRORS["404"] += (
-    " route_not_found also answers a path parameter holding an encoded '/', which no longer "
-    "matches the route."
-)
 ERRORS["405"] += " The Allow header lists the methods."
 ERRORS["413"] += " A body past the route's limit is refused before it is read whole."
 ERRORS["429"] += " Also the Retry-After header."
@@ -209,8 +203,10 @@ def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
     }
 
 
-P_NS = _param("ns", "path", NAMESPACE, "Namespace.")
-P_KEY = _param("key", "path", KEY, "Key.")
+P_NS = _param(
+    "ns", "path", NAMESPACE, "Namespace, as one percent-encoded path segment ('/' is %2F)."
+)
+P_KEY = _param("key", "path", KEY, "Key, as one percent-encoded path segment ('/' is %2F).")
 P_AS_OF = _param(
     "as_of",
     "query",
@@ -223,9 +219,7 @@ P_AS_OF = _param(
     "Read as of a revision (0 <= R <= head) or an ISO-8601 timestamp with a timezone; "
     "empty means now.",
 )
-P_PREFIX = _param(
-    "prefix", "query", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{0,128}$"}, "Key prefix."
-)
+P_PREFIX = _param("prefix", "query", names.PREFIX_SCHEMA, "Key prefix.")
 P_CURSOR = _param("cursor", "query", {"type": "string"}, "next_cursor of the previous page.")
 P_AFTER = _param(
     "after",
@@ -441,8 +435,6 @@ def _operation(op: Operation) -> Schema:
             "ETag": {"description": 'The version, quoted: "3".', "schema": {"type": "string"}}
         }
     statuses = set(op.errors.split()) | {"500", "503"}
-    if "{" in op.path:  # a path parameter holding an encoded '/' matches no route
-        statuses.add("404")
     out: Schema = {
         "operationId": op.id,
         "summary": op.summary,

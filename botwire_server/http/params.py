@@ -13,42 +13,36 @@ from datetime import UTC, datetime, timedelta
 from starlette.datastructures import QueryParams
 from starlette.types import Scope
 
+from botwire_client import names
+
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from .wire import MAX_INT
 
-_NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_PREFIX = re.compile(r"[A-Za-z0-9_.-]{0,128}")
 _DIGITS = re.compile(r"[0-9]{1,30}")
 _NUMBER = re.compile(r"[0-9]+")
 _ETAG = re.compile(r'(?:W/)?"?([0-9]{1,30})"?')
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _shown(raw: str) -> str:
-    return repr(raw if len(raw) <= 80 else raw[:80] + "...")
+_shown = names.shown
 
 
 # -- names -----------------------------------------------------------------------------------
+# The rules live in ``botwire_client.names``; path parameters arrive percent-decoded once
+# (``paths``).
 
 
 def namespace(raw: str) -> str:
-    if _NAMESPACE.fullmatch(raw) is None:
-        raise InvalidInput(
-            f"Namespace {_shown(raw)} is invalid: use 1-64 characters of A-Z, a-z, 0-9, '_' "
-            "and '-'.",
-            code="invalid_name",
-        )
+    problem = names.namespace_problem(raw)
+    if problem is not None:
+        raise InvalidInput(problem, code="invalid_name")
     return raw
 
 
 def key(raw: str) -> str:
-    if _KEY.fullmatch(raw) is None or raw in {".", ".."}:
-        raise InvalidInput(
-            f"Key {_shown(raw)} is invalid: use 1-128 characters of A-Z, a-z, 0-9, '_', '.' "
-            "and '-' (but not '.' or '..').",
-            code="invalid_name",
-        )
+    problem = names.key_problem(raw)
+    if problem is not None:
+        raise InvalidInput(problem, code="invalid_name")
     return raw
 
 
@@ -111,11 +105,9 @@ def prefix(query: QueryParams) -> str | None:
     raw = _single(query, "prefix")
     if not raw:
         return None
-    if _PREFIX.fullmatch(raw) is None:
-        raise _invalid(
-            f"prefix={_shown(raw)} is invalid: a prefix is up to 128 characters of A-Z, a-z, "
-            "0-9, '_', '.' and '-'."
-        )
+    problem = names.prefix_problem(raw)
+    if problem is not None:
+        raise _invalid(problem)
     return raw
 
 
@@ -241,7 +233,7 @@ def bad_cursor(raw: str) -> InvalidInput:
 def key_cursor(query: QueryParams, kind: str) -> str | None:
     """A cursor that holds the last key of the previous page."""
     payload = read_cursor(query, kind)
-    if payload is not None and (_KEY.fullmatch(payload) is None or payload in {".", ".."}):
+    if payload is not None and names.key_problem(payload) is not None:
         raise bad_cursor(query["cursor"])
     return payload
 

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from .. import service
 from ..settings import Limits
 from ..storage.base import Item
-from . import body, params, stream, wire
+from . import body, params, paths, stream, wire
 
 if TYPE_CHECKING:
     from ..service import BatchOp, Service
@@ -317,8 +317,9 @@ class _Endpoint:
 
 
 def _route(path: str, **handlers: Endpoint) -> Route:
-    # An instance, not a function: Starlette mounts it as an ASGI app as it is.
-    return Route(path, _Endpoint(handlers), methods=list(handlers))
+    # An instance, not a function: Starlette mounts it as an ASGI app as it is. Path
+    # parameters are names, decoded by ``paths`` (the router sees the raw path).
+    return paths.name_params(Route(path, _Endpoint(handlers), methods=list(handlers)))
 
 
 # The busiest route first: Starlette tries the routes in order.

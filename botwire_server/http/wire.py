@@ -1,10 +1,11 @@
 """Wire types: every request and response body, as msgspec structs.
 
 Values travel as ``msgspec.Raw``: the stored JSON bytes are spliced into responses without being
-decoded. Response types only ever gain fields with defaults, so old clients and new servers keep
-understanding each other; the request bodies of the batch and multi-get routes refuse unknown
-fields (a misspelt option must not be silently ignored). The OpenAPI document's schemas are
-generated from these structs (``openapi.py``).
+decoded. Request bodies refuse unknown fields (400 ``invalid_body`` naming the field: a typo such
+as ``expected_verison`` must not be silently ignored); response types only ever gain fields with
+defaults, and clients ignore fields they do not know, so old clients and new servers keep
+understanding each other. The OpenAPI document's schemas are generated from these structs
+(``openapi.py``).
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ Revision = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
 # -- requests --------------------------------------------------------------------------------
 
 
-class PutBody(msgspec.Struct):
+class PutBody(msgspec.Struct, forbid_unknown_fields=True):
     value: Any
     expected_version: Revision | None = None
     ttl: float | None = None
 
 
-class RollbackBody(msgspec.Struct):
+class RollbackBody(msgspec.Struct, forbid_unknown_fields=True):
     to: Revision | str
     key: str | None = None
     dry_run: bool = False
 
 
-class CompactBody(msgspec.Struct):
+class CompactBody(msgspec.Struct, forbid_unknown_fields=True):
     before: Revision
 
 
