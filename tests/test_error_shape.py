@@ -120,7 +120,7 @@ CASES = [
         err(
             400,
             "invalid_body",
-            f"{NOT_VALID} send a JSON object with the fields `value`, `expected_version`.",
+            f"{NOT_VALID} send a JSON object with the fields `value`, `expected_version`, `ttl`.",
         ),
         {"content": b"[1]"},
     ),
@@ -139,7 +139,7 @@ CASES = [
             400,
             "invalid_body",
             f"{NOT_VALID} it has an unknown field `expected_verison` (the fields are `value`, "
-            "`expected_version`).",
+            "`expected_version`, `ttl`).",
         ),
         {"json": {"value": 1, "expected_verison": 1}},
     ),

@@ -130,7 +130,7 @@ async def test_batch_conflict_writes_nothing(client: httpx.AsyncClient) -> None:
             f"ttl must be a number of seconds > 0 and at most {MAX_TTL_SECONDS} (100 years).",
         ),
         (
-            {"ops": [{"op": "set", "key": "bad key", "value": 1}]},
+            {"ops": [{"op": "set", "key": "bad\u0000key", "value": 1}]},
             "invalid_name",
             None,
         ),
@@ -285,7 +285,7 @@ async def test_get_many_reads_at_one_revision(client: httpx.AsyncClient) -> None
     [
         ({"keys": []}, 400, "invalid_body"),
         ({"keys": [f"k{i}" for i in range(1001)]}, 400, "invalid_body"),
-        ({"keys": ["a b"]}, 400, "invalid_name"),
+        ({"keys": ["a\u0007b"]}, 400, "invalid_name"),
         ({"keys": ["a"], "as_of": 5}, 400, "future_revision"),
         ({"keys": ["a"], "as_of": "yesterday"}, 400, "invalid_parameter"),
         ({"keys": ["a"], "as_of": -1}, 400, "invalid_body"),

@@ -310,7 +310,7 @@ OPERATIONS = [
         "getValue",
         "Read a key, now or as of a revision or time.",
         wire.ItemOut,
-        "400 410",
+        "400 404 410",
         params=(P_AS_OF,),
         etag=True,
     ),
@@ -320,7 +320,7 @@ OPERATIONS = [
         "deleteKey",
         "Delete a key (a tombstone revision; its history stays).",
         wire.Deleted,
-        "400 409 429 507",
+        "400 404 409 429 507",
         params=(P_EXPECTED, P_IF_MATCH),
     ),
     Operation(
