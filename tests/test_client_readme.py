@@ -80,3 +80,46 @@ def test_temporal_pattern_from_the_readme(server: ServerProcess) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "ok"
+
+
+HANDLER = """
+    import sys
+    exec(compile({block!r}, "README.md", "exec"))
+    worker = sys.argv[1]
+    for turn in range(25):
+        lambda_handler({{"user": "shared", "message": f"{{worker}}-{{turn}}"}}, None)
+    print("ok")
+"""
+
+
+def test_serverless_handler_from_the_readme_loses_no_turn(server: ServerProcess) -> None:
+    """The handler as a new user copies it, run by 4 processes at once for 25 turns each, all on
+    one user: every turn is kept (a read-modify-write without expected_version kept 81 of 100)."""
+    block = readme_block("### Async, and serverless handlers")
+    assert "expected_version" in block
+    script = textwrap.dedent(HANDLER).format(block=block)
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", script, str(worker)],
+            env=subprocess_env(server.url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "ok", out + err
+    check = subprocess.run(
+        [
+            PYTHON,
+            "-c",
+            "from botwire import Memory; print(len(Memory('sessions').get('shared')))",
+        ],
+        env=subprocess_env(server.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.stdout.strip() == "100", check.stdout + check.stderr
