@@ -53,8 +53,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix botwire_server botwire_client botwire tests bench
 	$(BIN)/ruff format botwire_server botwire_client botwire tests bench
 
+# Test processes (pytest-xdist); most of the suite waits on server processes and subprocesses.
+# TEST_WORKERS=0 runs everything in one process. Keep xdist's default --dist load: schemathesis's
+# items share one node id, and the loadscope/loadgroup modes would run only one of them.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS)
 
 # The long reliability runs (many crash cycles, long fuzzing); .ci/run runs it after `make test`.
 test-long: $(STAMP)
