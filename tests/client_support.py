@@ -74,7 +74,8 @@ class AsyncDriver:
 
 CREWAI_VENV = ROOT / ".cache" / "crewai-venv"
 # CrewAI pins older aiosqlite and pydantic than the server uses: it lives in its own
-# virtualenv, with this project installed there without dependencies.
+# virtualenv, with this project installed there without dependencies. That install does not use
+# constraints.txt: CrewAI requires aiosqlite~=0.21, the lock pins the server's newer release.
 CREWAI_ENV = {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true"}
 
 

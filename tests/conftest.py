@@ -56,10 +56,20 @@ async def clocked(make_store: OpenStore) -> AsyncIterator[tuple[Store, FakeClock
         yield store, clock
 
 
+def _uses_crewai_venv(item: pytest.Item) -> bool:
+    return item.path.name == "test_crewai.py" or "crewai" in item.name
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests parametrised with the ``postgres`` backend carry the ``postgres`` marker, so
-    ``-m postgres`` / ``-m "not postgres"`` select them."""
+    ``-m postgres`` / ``-m "not postgres"`` select them.
+
+    The tests that need ``.cache/crewai-venv`` run first: on a fresh checkout the first of them
+    builds that virtualenv (one to several minutes of pip). pytest-xdist hands the first chunk
+    of tests to one worker, so that worker builds it while the others run the rest of the suite,
+    instead of the build landing at the end of the run or several workers waiting on its lock."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "postgres" in callspec.params.values():
             item.add_marker(pytest.mark.postgres)
+    items[:] = sorted(items, key=lambda item: not _uses_crewai_venv(item))
