@@ -21,7 +21,7 @@ from botwire_server.errors import (
     RevisionCompacted,
 )
 from botwire_server.settings import Limits
-from botwire_server.storage.base import MICROS, Event, Store, Write
+from botwire_server.storage.base import MICROS, Change, Event, Store, Write
 
 NS = "ns"
 S = MICROS  # one second in microseconds
@@ -365,3 +365,26 @@ async def test_listeners_hear_every_commit(store: Store) -> None:
         await asyncio.sleep(0.01)
     own = sorted({h for h in heard if h[0] == NS})
     assert own == [(NS, 1), (NS, 2), (NS, 3)]
+
+
+async def test_rollback_sees_keys_expired_without_an_event(
+    clocked: tuple[Store, FakeClock],
+) -> None:
+    store, clock = clocked
+    await store.set(NS, "short", b"1", ttl=5 * S)  # revision 1
+    await store.set(NS, "long", b"2", ttl=100 * S)  # revision 2
+    await store.set(NS, "long", b"3", ttl=100 * S)  # revision 3
+    clock.advance(10)  # "short" has expired; the sweeper has not run
+    # Rolling back to 2 restores "long"; "short", expired since, stays absent: restoring it
+    # with its expiry would make it absent at once, so it is not written.
+    result = await store.rollback(NS, 2)
+    assert result.changes == [Change("long", "set", b"2")]
+    assert await values(store) == {"long": b"2"}
+    # An unswept expired key with a live value at the target is found without a later event.
+    await store.set(NS, "k", b"x", ttl=100 * S)  # revision 5
+    await store.set(NS, "k", b"y", ttl=1 * S)  # revision 6
+    clock.advance(2)  # "k" expired, no event after revision 6
+    result = await store.rollback(NS, 5)
+    assert result.changes == [Change("k", "set", b"x")]
+    item = await store.get(NS, "k")
+    assert item is not None and item.value == b"x"

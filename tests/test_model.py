@@ -371,7 +371,10 @@ class StoreMachine(RuleBasedStateMachine):
             assert isinstance(outcome, target), outcome
             return
         assert not isinstance(outcome, Exception), outcome
-        then, now = self.visible(target), self.now()
+        # TTLs are judged at the rollback's commit time; a value whose TTL has passed by then
+        # would be absent at once: not restored.
+        then = alive(self.visible(target), self.at())
+        now = alive(self.states[-1], self.at())
         candidates = sorted(set(then) | set(now)) if key is None else [key]
         changes: list[tuple[str, bytes | None]] = []
         expiry: dict[str, int | None] = {}

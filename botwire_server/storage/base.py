@@ -64,8 +64,8 @@ compaction floor raises ``RevisionCompacted``.
 
 Rollback to ``R`` compares, for every key written after ``R``, its current value with its value at
 ``R`` and appends ONE revision holding a set or a tombstone for each key that differs. Values are
-compared as their stored JSON text: the rollback restores exactly the bytes that were stored
-(with the expiry they had).
+compared as their stored JSON text: the rollback restores exactly the bytes that were stored,
+with the absolute expiry they had (a value whose TTL has passed since counts as absent).
 
 The change feed (``changes``) is part of this contract: every event with a revision in
 ``(after, after + limit]``, oldest first, is what watchers, exports and replicas follow. After
@@ -584,13 +584,18 @@ def rollback_writes(
     keys: Sequence[str],
     then: Callable[[str], Item | None],
     now: Callable[[str], Item | None],
+    moment: int,
 ) -> tuple[list[Change], list[Write]]:
     """The changes and writes that make each key's present state (``now``) its state at the
-    target (``then``); keys whose value already matches are left alone."""
+    target (``then``); keys whose value already matches are left alone. A value is restored
+    with the absolute expiry it had, so one whose TTL has passed by ``moment`` (now) would be
+    absent at once: it counts as absent and is not written."""
     changes: list[Change] = []
     writes: list[Write] = []
     for key in keys:
         was, cur = then(key), now(key)
+        if was is not None and not visible(was.expires_at, moment):
+            was = None
         if (was.value if was else None) == (cur.value if cur else None):
             continue
         if was is None:

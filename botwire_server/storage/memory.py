@@ -100,8 +100,12 @@ class MemoryStore(Store):
         )
 
     def _now_item(self, ns: _Namespace, key: str) -> Item | None:
+        return self._alive(ns, key, self.clock())
+
+    @staticmethod
+    def _alive(ns: _Namespace, key: str, moment: int) -> Item | None:
         item = ns.current.get(key)
-        return item if item is not None and visible(item.expires_at, self.clock()) else None
+        return item if item is not None and visible(item.expires_at, moment) else None
 
     def _revision(self, ns: _Namespace, as_of: AsOf) -> int:
         if as_of is None:
@@ -173,13 +177,18 @@ class MemoryStore(Store):
         ns = self._ns(namespace)
         target = self._revision(ns, to)
         keys = sorted(ns.events) if key is None else [key]
+        # "Now" is the commit time the rollback gets, at which plan_commit judges TTLs too.
+        at = max(self.clock(), ns.state.last_at)
         changes, writes = rollback_writes(
-            keys, lambda k: self._item_at(ns, k, target), lambda k: self._now_item(ns, k)
+            keys,
+            lambda k: self._item_at(ns, k, target),
+            lambda k: self._alive(ns, k, at),
+            at,
         )
         if not changes or dry_run:
             return RollbackResult(ns.revision, changes, dry_run)
         rows = self._rows(ns, [w.key for w in writes])
-        plan = plan_commit(self.limits, ns.state, writes, rows, self.clock(), cost=1)
+        plan = plan_commit(self.limits, ns.state, writes, rows, at, cost=1)
         return RollbackResult(self._store(namespace, ns, plan).revision, changes, False)
 
     async def compact(self, namespace: str, *, before: int) -> int:

@@ -583,7 +583,8 @@ class PostgresStore(Store):
         async def work(conn: Any, head: Head) -> RollbackResult:
             target = await self._resolve(conn, namespace, to, head.revision, head.oldest)
             sql = queries.ROLLBACK_DIFF.format(key_filter="AND key = $4" if key is not None else "")
-            now = self.clock()
+            # "Now" is the commit time the rollback gets (botwire_commit judges TTLs at it too).
+            now = max(self.clock(), head.last_at)
             args = (namespace, target, now) + ((key,) if key is not None else ())
             rows = {row["key"]: row for row in await conn.fetch(sql, *args)}
 
@@ -597,6 +598,7 @@ class PostgresStore(Store):
                 sorted(rows),
                 lambda k: item(rows[k], "then_"),
                 lambda k: item(rows[k], "cur_"),
+                now,
             )
             if not changes or dry_run:
                 return RollbackResult(head.revision, changes, dry_run)

@@ -62,7 +62,10 @@ UNION ALL
 # target's commit time) or now (no row, or expired by $3, the clock's now).
 ROLLBACK_DIFF = """
 WITH changed AS (
-    SELECT DISTINCT key FROM events WHERE namespace = $1 AND revision > $2 {key_filter}
+    SELECT key FROM events WHERE namespace = $1 AND revision > $2 {key_filter}
+    UNION
+    -- Expired by now, without an expire event yet: it differs from its state at the target.
+    SELECT key FROM current WHERE namespace = $1 AND expires_at <= $3 {key_filter}
 ), target AS (
     SELECT coalesce(
         (SELECT at FROM revisions WHERE namespace = $1 AND revision = $2), 0) AS at

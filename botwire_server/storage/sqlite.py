@@ -124,6 +124,11 @@ GET_ROW = (
 CHANGED_SINCE = (
     "SELECT key FROM events INDEXED BY events_by_revision WHERE namespace = ? AND revision > ?"
 )
+# A key can also differ from its state at the target without a later event: its TTL passed
+# and the sweeper has not yet appended its expire event.
+EXPIRED_UNSWEPT = (
+    "SELECT key FROM current WHERE namespace = ? AND expires_at IS NOT NULL AND expires_at <= ?"
+)
 
 
 class _OpFailed(Exception):
@@ -426,12 +431,15 @@ class SQLiteStore(Store):
             conn = batch.conn
             ns = batch.ns(namespace)
             target = resolve(conn, namespace, ns, to)
+            # "Now" is the commit time the rollback gets, at which plan_commit judges TTLs too.
+            now = max(self.clock(), ns.last_at)
             if key is not None:
                 keys = [key]
             else:
-                keys = sorted({row[0] for row in conn.execute(CHANGED_SINCE, (namespace, target))})
+                changed = {row[0] for row in conn.execute(CHANGED_SINCE, (namespace, target))}
+                changed.update(row[0] for row in conn.execute(EXPIRED_UNSWEPT, (namespace, now)))
+                keys = sorted(changed)
             moment = Moment(conn, namespace, target)
-            now = self.clock()
 
             def current(k: str) -> Item | None:
                 row = conn.execute(GET_CURRENT, (namespace, k)).fetchone()
@@ -439,7 +447,7 @@ class SQLiteStore(Store):
                 return item if item is not None and visible(item.expires_at, now) else None
 
             changes, writes = rollback_writes(
-                keys, lambda k: item_at(conn, namespace, k, target, moment), current
+                keys, lambda k: item_at(conn, namespace, k, target, moment), current, now
             )
             if not changes or dry_run:
                 return RollbackResult(ns.revision, changes, dry_run)
