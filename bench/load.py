@@ -23,6 +23,9 @@ MIX_KEYS = 1_000
 HOT_KEY = "hot"
 COUNTER_KEY = "counter"
 VALUE_200 = '"' + "x" * 198 + '"'
+# The batch scenario (``bench/pipeline.py``, not part of the HTTP matrix): 100 sets per request.
+BATCH_NAMESPACE = "batch"
+BATCH_OPS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,9 @@ def scenario_args(scenario: str) -> list[str]:
         return [NAMESPACE, str(MIX_KEYS)]
     if scenario == "cas":
         return [NAMESPACE, COUNTER_KEY]
+    if scenario == "batch":
+        # As many distinct keys as the PUT scenario cycles over.
+        return [BATCH_NAMESPACE, str(BATCH_OPS), str(PUT_KEYS // BATCH_OPS)]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -81,6 +87,18 @@ def run_load(
     if generator == "wrk":
         return _run_wrk(base_url, scenario, connections, duration, workdir)
     return _run_python(base_url, scenario, connections, duration)
+
+
+def run_python_timeline(
+    base_url: str, scenario: str, *, connections: int, duration: float, workdir: Path
+) -> tuple[LoadResult, list[float], list[float]]:
+    """A Python-generator run that also returns each request's send time (the monotonic clock)
+    and latency in seconds, for figures over part of the run."""
+    path = workdir / f"timeline-{scenario}.json"
+    result = _run_python(base_url, scenario, connections, duration, timeline=path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink()
+    return result, raw["start"], raw["latency"]
 
 
 def _run_wrk(
@@ -110,7 +128,13 @@ def _run_wrk(
     raise RuntimeError(f"wrk gave no result (exit {out.returncode}): {out.stderr or out.stdout}")
 
 
-def _run_python(base_url: str, scenario: str, connections: int, duration: float) -> LoadResult:
+def _run_python(
+    base_url: str,
+    scenario: str,
+    connections: int,
+    duration: float,
+    timeline: Path | None = None,
+) -> LoadResult:
     cmd = [
         sys.executable,
         "-m",
@@ -123,6 +147,8 @@ def _run_python(base_url: str, scenario: str, connections: int, duration: float)
         "--duration",
         str(duration),
     ]
+    if timeline is not None:
+        cmd += ["--timeline", str(timeline)]
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, cwd=root)
     for line in out.stdout.splitlines():
