@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,16 +91,41 @@ def run_load(
     return _run_python(base_url, scenario, connections, duration)
 
 
-def run_python_timeline(
-    base_url: str, scenario: str, *, connections: int, duration: float, workdir: Path
-) -> tuple[LoadResult, list[float], list[float]]:
-    """A Python-generator run that also returns each request's send time (the monotonic clock)
-    and latency in seconds, for figures over part of the run."""
-    path = workdir / f"timeline-{scenario}.json"
-    result = _run_python(base_url, scenario, connections, duration, timeline=path)
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    path.unlink()
-    return result, raw["start"], raw["latency"]
+class TimedLoad:
+    """A Python-generator load in the background, stopped on demand (``stop``), which returns
+    each request's send time (the system's monotonic clock) and latency in seconds beside the
+    usual result, for figures over part of the run."""
+
+    def __init__(
+        self, base_url: str, scenario: str, *, connections: int, longest: float, workdir: Path
+    ) -> None:
+        self.path = workdir / f"timeline-{scenario}.json"
+        cmd = [sys.executable, "-m", "bench.pyload", base_url, scenario, *scenario_args(scenario)]
+        cmd += ["--connections", str(connections), "--duration", str(longest)]
+        cmd += ["--timeline", str(self.path)]
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        # Not before the generator has had time to start and take over SIGTERM.
+        time.sleep(max(0.0, self.started + 1.5 - time.monotonic()))
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def finish(self) -> tuple[LoadResult, list[float], list[float]]:
+        """Wait for the run's end (``longest`` seconds, or ``stop``) and return its figures."""
+        out, _ = self.proc.communicate(timeout=None)
+        for line in out.splitlines():
+            if line.startswith("BENCH_JSON "):
+                raw = json.loads(self.path.read_text(encoding="utf-8"))
+                self.path.unlink()
+                return _result(json.loads(line.removeprefix("BENCH_JSON "))), *_timeline(raw)
+        raise RuntimeError(f"pyload gave no result (exit {self.proc.returncode})")
+
+
+def _timeline(raw: dict[str, list[float]]) -> tuple[list[float], list[float]]:
+    return raw["start"], raw["latency"]
 
 
 def _run_wrk(
@@ -128,13 +155,7 @@ def _run_wrk(
     raise RuntimeError(f"wrk gave no result (exit {out.returncode}): {out.stderr or out.stdout}")
 
 
-def _run_python(
-    base_url: str,
-    scenario: str,
-    connections: int,
-    duration: float,
-    timeline: Path | None = None,
-) -> LoadResult:
+def _run_python(base_url: str, scenario: str, connections: int, duration: float) -> LoadResult:
     cmd = [
         sys.executable,
         "-m",
@@ -147,8 +168,6 @@ def _run_python(
         "--duration",
         str(duration),
     ]
-    if timeline is not None:
-        cmd += ["--timeline", str(timeline)]
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, cwd=root)
     for line in out.stdout.splitlines():

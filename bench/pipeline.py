@@ -24,6 +24,7 @@ import functools
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import Any
 
 from . import pgdb
 from .client import Http
-from .load import BATCH_OPS, LoadResult, run_load, run_python_timeline
+from .load import BATCH_OPS, LoadResult, TimedLoad, run_load
 from .procs import (
     ROOT,
     MemorySampler,
@@ -285,30 +286,45 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait(timeout=5)
 
 
-def _load_ttl_keys(http: Http, ns: str, keys: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Write ``keys`` keys in batches of 1,000 whose TTLs all end at one instant, soon after the
-    last batch: a probe batch (no TTL, another namespace) sizes the time the load will take."""
+def _load_ttl_keys(url: str, ns: str, keys: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Write ``keys`` keys in batches of 1,000 from 4 connections, with TTLs that all end at one
+    instant soon after the last batch: a probe batch (no TTL, another namespace) sizes the time
+    the load will take."""
     value = "x" * 198
-    page = 1000
+    page, conns = 1000, 4
+    local = threading.local()
+    opened: list[Http] = []
 
-    def body(start: int, stop: int, ttl: float | None) -> dict[str, Any]:
+    def post(path: str, start: int, stop: int, expire_at: float | None) -> float:
+        if not hasattr(local, "http"):
+            local.http = Http(url)
+            opened.append(local.http)
         ops: list[dict[str, Any]] = [
             {"op": "set", "key": f"k{i}", "value": value} for i in range(start, stop)
         ]
-        if ttl is not None:
+        if expire_at is not None:
+            ttl = expire_at - time.monotonic()
+            if ttl <= 0.05:
+                raise RuntimeError(f"loading {keys} keys took longer than the time allowed")
             for op in ops:
                 op["ttl"] = ttl
-        return {"ops": ops}
+        _, elapsed = local.http.ok("POST", path, {"ops": ops})
+        return float(elapsed)
 
-    _, probe = http.ok("POST", "/namespaces/probe/batch", body(0, min(page, keys), None))
-    began = time.monotonic()
-    budget = 1.0 + 2.0 * probe * -(-keys // page)
-    expire_at = began + budget
-    for start in range(0, keys, page):
-        ttl = expire_at - time.monotonic()
-        if ttl <= 0.05:
-            raise RuntimeError(f"loading {keys} keys took longer than the {budget:.1f} s allowed")
-        http.ok("POST", f"/namespaces/{ns}/batch", body(start, min(start + page, keys), ttl))
+    with concurrent.futures.ThreadPoolExecutor(conns) as pool:
+        try:
+            probe = post("/namespaces/probe/batch", 0, min(page, keys), None)
+            began = time.monotonic()
+            expire_at = began + 1.0 + 2.0 * probe * -(-keys // page) / conns
+            starts = range(0, keys, page)
+            done = pool.map(
+                lambda i: post(f"/namespaces/{ns}/batch", i, min(i + page, keys), expire_at),
+                starts,
+            )
+            list(done)
+        finally:
+            for http in opened:
+                http.close()
     load_s = time.monotonic() - began
     log(f"expiry: loaded {keys:,} keys in {load_s:.1f} s, TTLs end {expire_at - began:.1f} s in")
     return {"expire_at": expire_at, "load_s": load_s}
@@ -333,56 +349,50 @@ def _expiry_figures(
     covered_s: list[float] = []
     errors = 0
     with backend.server(workdir / "expiry.db") as server:
-        http = Http(server.url)
 
-        def put_load(seconds: float) -> tuple[LoadResult, list[float], list[float]]:
-            return run_python_timeline(
-                server.url, "put", connections=sizes.clients, duration=seconds, workdir=workdir
+        def put_load(seconds: float) -> TimedLoad:
+            return TimedLoad(
+                server.url, "put", connections=sizes.clients, longest=seconds, workdir=workdir
             )
 
-        try:
-            if warmup > 0:
-                run_python_timeline(
-                    server.url, "put", connections=sizes.clients, duration=warmup, workdir=workdir
-                )
-            for r in range(repeats):
-                result, _, lat = put_load(sizes.expiry_window)
-                errors += result.errors
-                base_lat += lat
-                base_rps.append(result.rps)
-                ns = f"{TTL_NAMESPACE}-{r}"
-                loaded = _load_ttl_keys(http, ns, n, log)
-                expire_at = loaded["expire_at"]
-                load_s.append(loaded["load_s"])
-                # Start the PUT load a little before the TTLs end, and watch the count of keys
-                # fall to zero meanwhile.
-                time.sleep(max(0.0, expire_at - 0.3 - time.monotonic()))
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    # Long enough for the sweeper's next round and a sweep that takes up to
-                    # twice as long as the load did (it writes as many events).
-                    seconds = max(sizes.expiry_window, 0.3 + SWEEP_INTERVAL + 2 * load_s[-1] + 1)
-                    running = pool.submit(put_load, seconds)
-                    first, gone = _watch_sweep(http, ns, n, timeout=120.0 + n / 1000)
-                    result, starts, lat = running.result()
-                errors += result.errors
-                span = (first - 0.05, gone)
-                # Requests sent while the sweeper was committing (from just before the first key
-                # was seen gone to the moment the last one was).
-                during = [x for s, x in zip(starts, lat, strict=True) if span[0] <= s <= span[1]]
-                sweep_lat += during
-                sweep_rps.append(len(during) / (span[1] - span[0]))
-                covered = 0.0
-                if starts:
-                    covered = max(0.0, min(span[1], max(starts)) - max(span[0], min(starts)))
-                sweep_s.append(gone - expire_at)
-                covered_s.append(covered / (span[1] - span[0]))
-                first_s.append(first - expire_at)
-                log(
-                    f"expiry: {n:,} keys expired {gone - expire_at:.2f} s after their TTL "
-                    f"(first {first - expire_at:.2f} s); {len(during)} PUTs sent meanwhile"
-                )
-        finally:
-            http.close()
+        if warmup > 0:
+            put_load(warmup).finish()
+        for r in range(repeats):
+            result, _, lat = put_load(sizes.expiry_window).finish()
+            errors += result.errors
+            base_lat += lat
+            base_rps.append(result.rps)
+            ns = f"{TTL_NAMESPACE}-{r}"
+            loaded = _load_ttl_keys(server.url, ns, n, log)
+            expire_at = loaded["expire_at"]
+            load_s.append(loaded["load_s"])
+            # Start the PUT load a little before the TTLs end; stop it once the count of live
+            # keys, polled meanwhile, has fallen to zero.
+            time.sleep(max(0.0, expire_at - 0.3 - time.monotonic()))
+            load = put_load(600.0)
+            try:
+                first, gone = _watch_sweep(server.url, ns, n, timeout=120.0 + n / 1000)
+                time.sleep(0.2)
+            finally:
+                load.stop()
+            result, starts, lat = load.finish()
+            errors += result.errors
+            span = (first - 0.05, gone)
+            # Requests sent while the sweeper was committing (from just before the first key
+            # was seen gone to the moment the last one was).
+            during = [x for s, x in zip(starts, lat, strict=True) if span[0] <= s <= span[1]]
+            sweep_lat += during
+            sweep_rps.append(len(during) / (span[1] - span[0]))
+            covered = 0.0
+            if starts:
+                covered = max(0.0, min(span[1], max(starts)) - max(span[0], min(starts)))
+            sweep_s.append(gone - expire_at)
+            covered_s.append(covered / (span[1] - span[0]))
+            first_s.append(first - expire_at)
+            log(
+                f"expiry: {n:,} keys expired {gone - expire_at:.2f} s after their TTL "
+                f"(first {first - expire_at:.2f} s); {len(during)} PUTs sent meanwhile"
+            )
     base_ms = [1000 * x for x in base_lat]
     sweep_ms = [1000 * x for x in sweep_lat]
     figures = {
@@ -404,18 +414,22 @@ def _expiry_figures(
     return figures
 
 
-def _watch_sweep(http: Http, ns: str, keys: int, *, timeout: float) -> tuple[float, float]:
+def _watch_sweep(url: str, ns: str, keys: int, *, timeout: float) -> tuple[float, float]:
     """Poll the namespace's live key count: (when it was first below ``keys``, when it was 0)."""
     first = None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data, _ = http.ok("GET", f"/namespaces/{ns}")
-        now = time.monotonic()
-        if data["keys"] < keys and first is None:
-            first = now
-        if data["keys"] == 0:
-            return first if first is not None else now, now
-        time.sleep(0.02)
+    http = Http(url)  # a fresh connection: an idle one may have been closed by the server
+    try:
+        while time.monotonic() < deadline:
+            data, _ = http.ok("GET", f"/namespaces/{ns}")
+            now = time.monotonic()
+            if data["keys"] < keys and first is None:
+                first = now
+            if data["keys"] == 0:
+                return first if first is not None else now, now
+            time.sleep(0.02)
+    finally:
+        http.close()
     raise RuntimeError(f"{ns}: keys still live {timeout:.0f} s after their TTL")
 
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import random
 import re
+import signal
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -39,6 +40,10 @@ class Counters:
         self.socket_errors = 0
         self.conflicts = 0
         self.increments = 0
+        self.deadline = 0.0
+
+    def stop(self) -> None:
+        self.deadline = 0.0
 
 
 async def _exchange(
@@ -57,7 +62,7 @@ async def _exchange(
 
 
 async def _client(
-    url: str, next_request: Callable[[], bytes], counters: Counters, deadline: float, cas: bool
+    url: str, next_request: Callable[[], bytes], counters: Counters, cas: bool
 ) -> None:
     parts = urlsplit(url)
     host = parts.netloc
@@ -69,7 +74,7 @@ async def _client(
         return
     token: tuple[int, int] | None = None
     try:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < counters.deadline:
             if cas:
                 path = next_request().decode()
                 if token is None:
@@ -182,10 +187,12 @@ async def _main(
 ) -> str:
     counters = Counters()
     start = time.perf_counter()
-    deadline = start + duration
+    counters.deadline = start + duration
+    # SIGTERM ends the run early, as a full one: each connection stops after its current request.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, counters.stop)
     await asyncio.gather(
         *(
-            _client(url, _generator(scenario, args, i + 1), counters, deadline, scenario == "cas")
+            _client(url, _generator(scenario, args, i + 1), counters, scenario == "cas")
             for i in range(connections)
         )
     )
