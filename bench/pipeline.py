@@ -294,6 +294,7 @@ def _load_ttl_keys(url: str, ns: str, keys: int, log: Callable[[str], None]) -> 
     page, conns = 1000, 4
     local = threading.local()
     opened: list[Http] = []
+    late: list[int] = []
 
     def post(path: str, start: int, stop: int, expire_at: float | None) -> float:
         if not hasattr(local, "http"):
@@ -304,8 +305,10 @@ def _load_ttl_keys(url: str, ns: str, keys: int, log: Callable[[str], None]) -> 
         ]
         if expire_at is not None:
             ttl = expire_at - time.monotonic()
-            if ttl <= 0.05:
-                raise RuntimeError(f"loading {keys} keys took longer than the time allowed")
+            if ttl < 0.5:
+                # The load ran past its estimate: these keys expire a little late (counted).
+                late.append(start)
+                ttl = 0.5
             for op in ops:
                 op["ttl"] = ttl
         _, elapsed = local.http.ok("POST", path, {"ops": ops})
@@ -315,7 +318,8 @@ def _load_ttl_keys(url: str, ns: str, keys: int, log: Callable[[str], None]) -> 
         try:
             probe = post("/namespaces/probe/batch", 0, min(page, keys), None)
             began = time.monotonic()
-            expire_at = began + 1.0 + 2.0 * probe * -(-keys // page) / conns
+            # Room for a machine that gets busier meanwhile (the table grows too).
+            expire_at = began + 3.0 + 4.0 * probe * -(-keys // page) / conns
             starts = range(0, keys, page)
             done = pool.map(
                 lambda i: post(f"/namespaces/{ns}/batch", i, min(i + page, keys), expire_at),
@@ -327,7 +331,7 @@ def _load_ttl_keys(url: str, ns: str, keys: int, log: Callable[[str], None]) -> 
                 http.close()
     load_s = time.monotonic() - began
     log(f"expiry: loaded {keys:,} keys in {load_s:.1f} s, TTLs end {expire_at - began:.1f} s in")
-    return {"expire_at": expire_at, "load_s": load_s}
+    return {"expire_at": expire_at, "load_s": load_s, "late_batches": len(late)}
 
 
 def _expiry_figures(
@@ -347,7 +351,7 @@ def _expiry_figures(
     first_s: list[float] = []
     load_s: list[float] = []
     covered_s: list[float] = []
-    errors = 0
+    errors = late_batches = 0
     with backend.server(workdir / "expiry.db") as server:
 
         def put_load(seconds: float) -> TimedLoad:
@@ -366,6 +370,7 @@ def _expiry_figures(
             loaded = _load_ttl_keys(server.url, ns, n, log)
             expire_at = loaded["expire_at"]
             load_s.append(loaded["load_s"])
+            late_batches += loaded["late_batches"]
             # Start the PUT load a little before the TTLs end; stop it once the count of live
             # keys, polled meanwhile, has fallen to zero.
             time.sleep(max(0.0, expire_at - 0.3 - time.monotonic()))
@@ -408,6 +413,8 @@ def _expiry_figures(
         "without_sweep": {**_latency(base_ms), "requests_per_s": summary(base_rps, 1)},
         "during_sweep": {**_latency(sweep_ms), "requests_per_s": summary(sweep_rps, 1)},
         "errors": errors,
+        # Batches of 1,000 written after the common expiry instant (their TTLs end a little later).
+        "late_batches": late_batches,
         "generator": "python",
     }
     log(f"expiry: {figures}")
