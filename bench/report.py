@@ -293,7 +293,11 @@ def pipeline_rows(results: dict[str, Any]) -> list[list[str]]:
                 f"(first {expiry['first_expired_s']['median']:.2f} s); PUT p50/p99 "
                 f"{during['p50_ms']:.1f}/{during['p99_ms']:.1f} ms during the sweep "
                 f"({during['samples']:,} PUTs) vs {without['p50_ms']:.1f}/{without['p99_ms']:.1f}"
-                f" ms without ({without['samples']:,}); errors {expiry['errors']}",
+                f" ms without ({without['samples']:,}); errors {expiry['errors']}; keys loaded "
+                f"in {expiry['load_s']['median']:.1f} s"
+                + (
+                    f", {expiry['late_batches']} batches late" if expiry.get("late_batches") else ""
+                ),
             ]
         )
     for name, error in (pipeline.get("errors") or {}).items():
