@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ MIX_KEYS = 1_000
 HOT_KEY = "hot"
 COUNTER_KEY = "counter"
 VALUE_200 = '"' + "x" * 198 + '"'
+# The batch scenario (``bench/pipeline.py``, not part of the HTTP matrix): 100 sets per request.
+BATCH_NAMESPACE = "batch"
+BATCH_OPS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,9 @@ def scenario_args(scenario: str) -> list[str]:
         return [NAMESPACE, str(MIX_KEYS)]
     if scenario == "cas":
         return [NAMESPACE, COUNTER_KEY]
+    if scenario == "batch":
+        # As many distinct keys as the PUT scenario cycles over.
+        return [BATCH_NAMESPACE, str(BATCH_OPS), str(PUT_KEYS // BATCH_OPS)]
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -81,6 +89,43 @@ def run_load(
     if generator == "wrk":
         return _run_wrk(base_url, scenario, connections, duration, workdir)
     return _run_python(base_url, scenario, connections, duration)
+
+
+class TimedLoad:
+    """A Python-generator load in the background, stopped on demand (``stop``), which returns
+    each request's send time (the system's monotonic clock) and latency in seconds beside the
+    usual result, for figures over part of the run."""
+
+    def __init__(
+        self, base_url: str, scenario: str, *, connections: int, longest: float, workdir: Path
+    ) -> None:
+        self.path = workdir / f"timeline-{scenario}.json"
+        cmd = [sys.executable, "-m", "bench.pyload", base_url, scenario, *scenario_args(scenario)]
+        cmd += ["--connections", str(connections), "--duration", str(longest)]
+        cmd += ["--timeline", str(self.path)]
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        # Not before the generator has had time to start and take over SIGTERM.
+        time.sleep(max(0.0, self.started + 1.5 - time.monotonic()))
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def finish(self) -> tuple[LoadResult, list[float], list[float]]:
+        """Wait for the run's end (``longest`` seconds, or ``stop``) and return its figures."""
+        out, _ = self.proc.communicate(timeout=None)
+        for line in out.splitlines():
+            if line.startswith("BENCH_JSON "):
+                raw = json.loads(self.path.read_text(encoding="utf-8"))
+                self.path.unlink()
+                return _result(json.loads(line.removeprefix("BENCH_JSON "))), *_timeline(raw)
+        raise RuntimeError(f"pyload gave no result (exit {self.proc.returncode})")
+
+
+def _timeline(raw: dict[str, list[float]]) -> tuple[list[float], list[float]]:
+    return raw["start"], raw["latency"]
 
 
 def _run_wrk(

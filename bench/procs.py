@@ -32,6 +32,11 @@ def botwire_command() -> list[str]:
     return [sys.executable, "-m", "botwire_client.cli"]
 
 
+def server_argv(port: int, db_url: str) -> list[str]:
+    """``botwire serve`` on 127.0.0.1:``port`` with the database at ``db_url``."""
+    return [*botwire_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
+
+
 def quota_free_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a server under load: default settings except the write quotas."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}

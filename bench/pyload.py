@@ -14,6 +14,7 @@ import asyncio
 import json
 import random
 import re
+import signal
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -33,10 +34,16 @@ def _request(method: str, path: str, host: str, body: bytes = b"", extra: str = 
 class Counters:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        # When each request was sent (time.perf_counter, the system's monotonic clock on Linux).
+        self.starts: list[float] = []
         self.status_errors = 0
         self.socket_errors = 0
         self.conflicts = 0
         self.increments = 0
+        self.deadline = 0.0
+
+    def stop(self) -> None:
+        self.deadline = 0.0
 
 
 async def _exchange(
@@ -55,7 +62,7 @@ async def _exchange(
 
 
 async def _client(
-    url: str, next_request: Callable[[], bytes], counters: Counters, deadline: float, cas: bool
+    url: str, next_request: Callable[[], bytes], counters: Counters, cas: bool
 ) -> None:
     parts = urlsplit(url)
     host = parts.netloc
@@ -67,7 +74,7 @@ async def _client(
         return
     token: tuple[int, int] | None = None
     try:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < counters.deadline:
             if cas:
                 path = next_request().decode()
                 if token is None:
@@ -85,6 +92,7 @@ async def _client(
             start = time.perf_counter()
             status, body = await _exchange(reader, writer, req)
             counters.latencies.append(time.perf_counter() - start)
+            counters.starts.append(start)
             if cas:
                 if status == 200 and b'"stored"' in body:
                     counters.increments += 1
@@ -123,6 +131,25 @@ def _generator(scenario: str, args: list[str], seed: int) -> Callable[[], bytes]
             return reqs[state[0] - 1]
 
         return put
+    if scenario == "batch":
+        ops = int(args[1]) if len(args) > 1 else 100
+        batches = int(args[2]) if len(args) > 2 else 100
+        value = b'"' + b"x" * 198 + b'"'
+        reqs = []
+        for b in range(batches):
+            items = b",".join(
+                b'{"op":"set","key":"b%d-k%d","value":%s}' % (seed, b * ops + i, value)
+                for i in range(1, ops + 1)
+            )
+            body = b'{"ops":[' + items + b"]}"
+            reqs.append(_request("POST", f"/namespaces/{ns}/batch", "{host}", body))
+        state = [0]
+
+        def batch() -> bytes:
+            state[0] = state[0] % len(reqs) + 1
+            return reqs[state[0] - 1]
+
+        return batch
     if scenario == "get":
         req = _request("GET", f"/memory/{ns}/{args[1] if len(args) > 1 else 'hot'}", "{host}")
         return lambda: req
@@ -150,17 +177,30 @@ def _percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[index]
 
 
-async def _main(url: str, scenario: str, connections: int, duration: float, args: list[str]) -> str:
+async def _main(
+    url: str,
+    scenario: str,
+    connections: int,
+    duration: float,
+    args: list[str],
+    timeline: str | None = None,
+) -> str:
     counters = Counters()
     start = time.perf_counter()
-    deadline = start + duration
+    counters.deadline = start + duration
+    # SIGTERM ends the run early, as a full one: each connection stops after its current request.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, counters.stop)
     await asyncio.gather(
         *(
-            _client(url, _generator(scenario, args, i + 1), counters, deadline, scenario == "cas")
+            _client(url, _generator(scenario, args, i + 1), counters, scenario == "cas")
             for i in range(connections)
         )
     )
     elapsed = time.perf_counter() - start
+    if timeline:
+        # Every request's send time and latency, for figures over part of the run.
+        with open(timeline, "w", encoding="utf-8") as f:
+            json.dump({"start": counters.starts, "latency": counters.latencies}, f)
     lat = sorted(counters.latencies)
     us = 1e6
     result = {
@@ -182,12 +222,16 @@ async def _main(url: str, scenario: str, connections: int, duration: float, args
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pyload")
     parser.add_argument("url")
-    parser.add_argument("scenario", choices=["put", "get", "mix", "cas"])
+    parser.add_argument("scenario", choices=["put", "get", "mix", "cas", "batch"])
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument(
+        "--timeline", help="write each request's send time and latency to this JSON file"
+    )
     parser.add_argument("args", nargs="*")
     ns = parser.parse_args(argv)
-    print(asyncio.run(_main(ns.url, ns.scenario, ns.connections, ns.duration, ns.args)))
+    run = _main(ns.url, ns.scenario, ns.connections, ns.duration, ns.args, ns.timeline)
+    print(asyncio.run(run))
     return 0
 
 

@@ -133,6 +133,18 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             2.0,
             "s",
         )
+    pipeline = results.get("pipeline") or {}
+    watch = pipeline.get("watch")
+    if watch:
+        add(
+            f"watch: deliveries missed of {watch['expected_deliveries']:,}",
+            watch["missing"],
+            "<=",
+            0,
+            "",
+        )
+    elif "watch" in (pipeline.get("errors") or {}):
+        add("watch: deliveries missed (figure failed)", None, "<=", 0, "")
     return targets
 
 
@@ -233,6 +245,66 @@ def scaling_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _ms(fig: dict[str, Any]) -> str:
+    return f"p50 {fig['p50_ms']:.1f} / p99 {fig['p99_ms']:.1f} / max {fig['max_ms']:.1f} ms"
+
+
+def pipeline_rows(results: dict[str, Any]) -> list[list[str]]:
+    pipeline = results.get("pipeline") or {}
+    rows: list[list[str]] = []
+
+    def cpu(fig: dict[str, Any]) -> float:
+        value: float = fig["cpu_us_per_key"]["median"]
+        return value
+
+    for backend, fig in (pipeline.get("batch") or {}).items():
+        batch, put = fig["batch"], fig["put"]
+        rows.append(
+            [
+                f"{backend}: {fig['ops_per_batch']}-op batches vs PUTs, {fig['clients']} conns",
+                f"{_spread(batch['keys_per_s'])} keys/s in batches, "
+                f"{_spread(put['keys_per_s'])} by single PUTs: "
+                f"{_spread(fig['ratio'], '{:.1f}')}x; CPU µs/key "
+                f"{cpu(batch):,.1f} vs {cpu(put):,.0f}; p99 {batch['p99_ms']['median']:.1f} ms "
+                f"per batch, {put['p99_ms']['median']:.1f} ms per PUT; "
+                f"errors {batch['errors'] + put['errors']}",
+            ]
+        )
+    watch = pipeline.get("watch")
+    if watch:
+        rows.append(
+            [
+                f"watch: {watch['watchers']:,} SSE subscribers, {watch['writes']} PUTs "
+                f"{1000 * watch['write_interval_s']:.0f} ms apart",
+                f"{watch['delivered']:,} of {watch['expected_deliveries']:,} delivered, "
+                f"{watch['missing']} missing; from PUT sent {_ms(watch['from_send'])}; "
+                f"from PUT answered {_ms(watch['from_ack'])}; {watch['connected']:,} connected "
+                f"from {watch['load_processes']} processes (their CPU {watch['load_cpu_s']} s, "
+                f"server's {watch['server_cpu_s']} s over {watch['writing_s']} s)",
+            ]
+        )
+    expiry = pipeline.get("expiry")
+    if expiry:
+        during, without = expiry["during_sweep"], expiry["without_sweep"]
+        rows.append(
+            [
+                f"expiry: {expiry['keys']:,} keys, PUTs from {expiry['clients']} conns",
+                f"all expired {_spread(expiry['sweep_s'], '{:.2f}')} s after their TTL "
+                f"(first {expiry['first_expired_s']['median']:.2f} s); PUT p50/p99 "
+                f"{during['p50_ms']:.1f}/{during['p99_ms']:.1f} ms during the sweep "
+                f"({during['samples']:,} PUTs) vs {without['p50_ms']:.1f}/{without['p99_ms']:.1f}"
+                f" ms without ({without['samples']:,}); errors {expiry['errors']}; keys loaded "
+                f"in {expiry['load_s']['median']:.1f} s"
+                + (
+                    f", {expiry['late_batches']} batches late" if expiry.get("late_batches") else ""
+                ),
+            ]
+        )
+    for name, error in (pipeline.get("errors") or {}).items():
+        rows.append([f"{name}: FAILED", error[:300]])
+    return rows
+
+
 def target_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for t in results["targets"]:
@@ -281,6 +353,9 @@ def render_text(results: dict[str, Any]) -> str:
     scaling = scaling_rows(results)
     if scaling:
         parts += ["", _text_table(["scaling (SQLite)", "figure"], scaling)]
+    pipeline = pipeline_rows(results)
+    if pipeline:
+        parts += ["", _text_table(["pipeline", "figure"], pipeline)]
     parts += ["", _text_table(["target", "measured", "bound", "verdict"], target_rows(results))]
     return "\n".join(parts)
 
@@ -290,6 +365,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     scaling = scaling_rows(results)
     if scaling:
         parts += ["", _md_table(["scaling (SQLite)", "figure"], scaling)]
+    pipeline = pipeline_rows(results)
+    if pipeline:
+        parts += ["", _md_table(["pipeline", "figure"], pipeline)]
     parts += ["", _md_table(["target", "measured", "bound", "verdict"], target_rows(results))]
     return "\n".join(parts)
 

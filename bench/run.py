@@ -25,12 +25,13 @@ from typing import Any
 from . import pgdb
 from .httpbench import run_matrix
 from .load import SCENARIOS, wrk_path
+from .pipeline import QUICK_PIPELINE, PipelineSizes, postgres_backend, run_pipeline, sqlite_backend
 from .procs import (
     ServerProcess,
-    botwire_command,
     free_port,
     postgres_backends,
     quota_free_env,
+    server_argv,
 )
 from .report import evaluate_targets, render_text
 from .scaling import Sizes, run_scaling
@@ -99,9 +100,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-http", action="store_true", help="skip the HTTP scenarios")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling figures")
     p.add_argument(
+        "--no-pipeline",
+        action="store_true",
+        help="skip the batch, watch fan-out and expiry figures",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
-        help="small scaling sizes (10/300 versions, 10/50 keys, 2,000 events)",
+        help="small sizes (scaling: 10/300 versions, 10/50 keys, 2,000 events; pipeline: "
+        "2 clients, 20 watchers, 500 expiring keys)",
     )
     p.add_argument(
         "--out",
@@ -161,8 +168,8 @@ def _source() -> dict[str, object]:
     return {"commit": git("rev-parse", "--short", "HEAD") or None, "server_modified": bool(changed)}
 
 
-def server_argv(port: int, db_url: str) -> list[str]:
-    return [*botwire_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url]
+def _use_postgres(args: argparse.Namespace) -> bool:
+    return args.postgres == "yes" or (args.postgres == "auto" and pgdb.backend_available())
 
 
 @contextlib.contextmanager
@@ -180,8 +187,7 @@ def _targets(
         servers.append(
             ServerProcess("sqlite", server_argv(port, sqlite_url), port, quota_free_env())
         )
-        use_pg = args.postgres == "yes" or (args.postgres == "auto" and pgdb.backend_available())
-        if use_pg:
+        if _use_postgres(args):
             database = pgdb.TempDatabase(args.postgres_admin_url)
             pg_url = stack.enter_context(database)
             port = free_port()
@@ -230,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "http": [],
         "scaling": None,
+        "pipeline": None,
         "targets": [],
         "profile": None,
     }
@@ -257,6 +264,20 @@ def main(argv: list[str] | None = None) -> int:
                     )
         if not args.no_scaling:
             results["scaling"] = run_scaling(QUICK if args.quick else Sizes(), workdir, log)
+        if not args.no_pipeline:
+            backends = [sqlite_backend(log)]
+            if _use_postgres(args):
+                backends.append(postgres_backend(args.postgres_admin_url, log))
+            results["pipeline"] = run_pipeline(
+                QUICK_PIPELINE if args.quick else PipelineSizes(),
+                backends,
+                workdir=workdir,
+                repeats=args.repeats,
+                duration=args.duration,
+                warmup=args.warmup,
+                generator=generator,
+                log=log,
+            )
     results["targets"] = evaluate_targets(results)
     results["meta"]["machine"]["loadavg_after"] = _loadavg()
     results["meta"]["elapsed_s"] = round(time.perf_counter() - began, 1)

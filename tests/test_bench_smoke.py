@@ -60,7 +60,7 @@ def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
 
 @pytest.mark.e2e
 def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
-    results, printed = run_bench(tmp_path, "--quick")
+    results, printed = run_bench(tmp_path, "--quick", "--no-pipeline")
     assert results["meta"]["generator"] in {"wrk", "python"}
     assert set(results["meta"]["source"]) == {"commit", "server_modified"}
     check_http(results, SCENARIOS)
@@ -112,6 +112,42 @@ def test_python_load_generator_drives_the_same_scenarios(tmp_path: Path) -> None
     assert results["meta"]["generator"] == "python"
     assert results["scaling"] is None
     check_http(results, {"put", "cas"})
+
+
+@pytest.mark.e2e
+def test_smoke_pipeline_figures(tmp_path: Path) -> None:
+    results, printed = run_bench(tmp_path, "--quick", "--no-http", "--no-scaling")
+    assert results["http"] == [] and results["scaling"] is None
+    pipeline = results["pipeline"]
+    assert pipeline["errors"] == {}
+    batch = pipeline["batch"]["sqlite"]
+    assert batch["ops_per_batch"] == 100 and batch["clients"] == 2
+    for mode in ("batch", "put"):
+        assert batch[mode]["errors"] == 0
+        assert batch[mode]["keys_per_s"]["median"] > 0
+        assert batch[mode]["cpu_us_per_key"]["median"] > 0
+    # Keys per second of batches are 100 times their requests per second.
+    assert batch["batch"]["keys_per_s"]["median"] == pytest.approx(
+        100 * batch["batch"]["requests_per_s"]["median"], rel=1e-3
+    )
+    assert batch["ratio"]["median"] > 0
+
+    watch = pipeline["watch"]
+    assert watch["connected"] == watch["watchers"] == 20
+    assert watch["expected_deliveries"] == 20 * 5 == watch["delivered"]
+    assert watch["missing"] == watch["duplicates"] == watch["stream_errors"] == 0
+    assert 0 < watch["from_send"]["p50_ms"] <= watch["from_send"]["max_ms"]
+    assert watch["from_send"]["samples"] == 100
+
+    expiry = pipeline["expiry"]
+    assert expiry["keys"] == 500 and expiry["errors"] == 0
+    assert expiry["sweep_s"]["median"] > 0
+    assert expiry["without_sweep"]["samples"] > 0 and expiry["without_sweep"]["p99_ms"] > 0
+
+    assert [t["target"] for t in results["targets"]] == ["watch: deliveries missed of 100"]
+    assert results["targets"][0]["met"] is True
+    assert "keys/s in batches" in printed and "SSE subscribers" in printed
+    assert "| pipeline | figure |" in render_markdown(results)
 
 
 def test_profile_summary_percentages() -> None:
