@@ -55,6 +55,13 @@ class Settings:
     watch_keepalive: float = 15.0
     # Seconds between the expiry sweeper's rounds.
     expiry_interval: float = 1.0
+    # Seconds a connection may take to send a complete request head, and a request its body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Bytes of one request head (request line and headers).
+    max_header_bytes: int = 65_536
+    # Open connections served at once (lowered to fit the file descriptor limit).
+    max_connections: int = 1000
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given non-None fields replaced (CLI flags over environment)."""
@@ -161,6 +168,30 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "expiry_interval",
         _float_positive,
         "Seconds between rounds of the expiry sweeper.",
+    ),
+    (
+        "BOTWIRE_HEADER_TIMEOUT",
+        "header_timeout",
+        _float_positive,
+        "Seconds a connection may take to send a complete request head.",
+    ),
+    (
+        "BOTWIRE_BODY_TIMEOUT",
+        "body_timeout",
+        _float_positive,
+        "Seconds a request may take to send its body after its head.",
+    ),
+    (
+        "BOTWIRE_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        _int(1024),
+        "Bytes of one request head (request line and headers).",
+    ),
+    (
+        "BOTWIRE_MAX_CONNECTIONS",
+        "max_connections",
+        _int(1),
+        "Open connections served at once.",
     ),
 )
 

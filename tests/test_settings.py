@@ -33,6 +33,10 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_WATCH_KEEPALIVE": ("0.5", 0.5, ["0", "-2", "often"]),
     "BOTWIRE_EXPIRY_INTERVAL": ("0.25", 0.25, ["0", "-1", "soon"]),
     "BOTWIRE_LIMITS": ("free-tier", "free-tier", ["", "free", "FREE-TIER", "unlimited"]),
+    "BOTWIRE_HEADER_TIMEOUT": ("1.5", 1.5, ["0", "-1", "never"]),
+    "BOTWIRE_BODY_TIMEOUT": ("2", 2.0, ["0", "-3", "slow"]),
+    "BOTWIRE_MAX_HEADER_BYTES": ("8192", 8192, ["0", "1023", "64KiB"]),
+    "BOTWIRE_MAX_CONNECTIONS": ("20", 20, ["0", "-1", "many"]),
 }
 # Variables that set more than their own field: a preset fills in the limits it names.
 SETS_OTHER_FIELDS = {"BOTWIRE_LIMITS"}
