@@ -2,13 +2,15 @@
 
 Settings are read once (``settings.load``); every flag overrides its ``BOTWIRE_*`` variable. A
 bad setting prints a message naming the variable and exits with status 2; a database that cannot
-be reached or migrated exits with status 1.
+be reached or migrated exits with status 1. ``serve`` on an address other than loopback also
+exits 2 unless authentication is configured (``exposed_without_auth``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import re
 import signal
 import socket
@@ -22,6 +24,40 @@ from .settings import Settings, SettingsError, load
 def redacted(url: str) -> str:
     """``url`` with any password replaced, fit for a log line."""
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches only this machine: 127.0.0.0/8, ::1 or localhost."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to any interface
+
+
+def exposed_without_auth(settings: object, *, has_tokens: bool = False) -> str | None:
+    """Why ``botwire serve`` must not start on ``settings.host``, or None when it may.
+
+    A server bound to anything but loopback must authenticate its clients: ``BOTWIRE_AUTH=off``
+    says the operator wants it open anyway; otherwise a token must exist to call it with
+    (``BOTWIRE_ADMIN_TOKEN``, or ``has_tokens``: tokens already in the database). The auth
+    settings are read with ``getattr`` because ``Settings`` gains them with token auth.
+    """
+    host = str(getattr(settings, "host", ""))
+    if is_loopback(host) or getattr(settings, "auth", None) == "off":
+        return None
+    if getattr(settings, "admin_token", None) or has_tokens:
+        return None
+    return (
+        f"refusing to serve on {host} without authentication: anyone who can reach it could "
+        "read and write every namespace. Set BOTWIRE_ADMIN_TOKEN to a token of your own "
+        '(bw_<id>_<secret>, for example: python -c "import secrets; '
+        "print('bw_admin_' + secrets.token_hex(24))\") and call the server with it; or set "
+        "BOTWIRE_AUTH=off to serve without authentication (behind a proxy that authenticates, "
+        "or on a trusted network); or bind to 127.0.0.1."
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,6 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= settings.port <= 65535:
         print(f"botwire: --port {settings.port} is invalid: use 0-65535.", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        refusal = exposed_without_auth(settings)
+        if refusal is not None:
+            print(f"botwire: {refusal}", file=sys.stderr)
+            return 2
+        if not is_loopback(settings.host) and getattr(settings, "auth", None) == "off":
+            print(
+                f"botwire: warning: serving on {settings.host} with BOTWIRE_AUTH=off: every "
+                "client that can reach it can read and write every namespace.",
+                file=sys.stderr,
+            )
     try:
         applied = asyncio.run(_migrate(settings))
     except BotWireServerError as exc:

@@ -10,16 +10,22 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
-from server_process import ServerProcess
+from server_process import ServerProcess, clean_env, free_port
+
+from botwire_server.cli import exposed_without_auth
+from botwire_server.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -299,3 +305,68 @@ def test_a_weak_etag_in_if_match_is_refused(server: ServerProcess) -> None:
     assert httpx.get(url).json()["value"] == 1
     r = httpx.put(url, json={"value": 2}, headers={"If-Match": f'"{version}"'})
     assert r.status_code == 200, r.text
+
+
+# -- refusing to start exposed without authentication -------------------------------------------
+
+BOTWIRE = str(Path(sys.executable).parent / "botwire")
+
+
+@dataclass
+class StandIn:
+    """Settings as token auth will have them (``auth``, ``admin_token``), or as they are now."""
+
+    host: str
+    auth: str | None = None
+    admin_token: str | None = None
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"]
+)
+def test_loopback_hosts_need_no_auth(host: str) -> None:
+    assert exposed_without_auth(StandIn(host)) is None
+    assert exposed_without_auth(SimpleNamespace(host=host)) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "botwire.internal"])
+def test_other_hosts_need_auth_off_or_a_token(host: str) -> None:
+    for refused in (SimpleNamespace(host=host), StandIn(host), StandIn(host, auth="tokens")):
+        message = exposed_without_auth(refused)
+        assert message is not None
+        assert message.startswith(f"refusing to serve on {host} without authentication")
+        assert "BOTWIRE_AUTH=off" in message and "BOTWIRE_ADMIN_TOKEN" in message
+    assert exposed_without_auth(StandIn(host, auth="off")) is None
+    assert exposed_without_auth(StandIn(host, auth="tokens", admin_token="bw_a_b")) is None
+    assert exposed_without_auth(StandIn(host), has_tokens=True) is None
+
+
+def test_serve_on_every_interface_without_auth_exits_2(tmp_path: Path) -> None:
+    db = tmp_path / "exposed.db"
+    port = str(free_port())
+    done = subprocess.run(
+        [BOTWIRE, "serve", "--host", "0.0.0.0", "--port", port, "--db", str(db)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("botwire: refusing to serve on 0.0.0.0 without authentication"), (
+        done.stderr
+    )
+    assert "BOTWIRE_AUTH=off" in done.stderr and "BOTWIRE_ADMIN_TOKEN" in done.stderr
+    assert not db.exists()  # refused before migrating
+
+
+@pytest.mark.skipif(
+    not hasattr(Settings(), "auth"), reason="BOTWIRE_AUTH is read once token auth is in settings"
+)
+def test_serve_on_every_interface_with_auth_off_starts_with_a_warning(tmp_path: Path) -> None:
+    process = ServerProcess(
+        db_url(tmp_path), env={"BOTWIRE_AUTH": "off"}, args=["--host", "0.0.0.0"]
+    )
+    with process as server:  # ServerProcess talks to it on 127.0.0.1
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        assert "serving on 0.0.0.0 with BOTWIRE_AUTH=off" in server.output()
