@@ -2,13 +2,15 @@
 
 Settings are read once (``settings.load``); every flag overrides its ``BOTWIRE_*`` variable. A
 bad setting prints a message naming the variable and exits with status 2; a database that cannot
-be reached or migrated exits with status 1.
+be reached or migrated exits with status 1. ``serve`` on an address other than loopback also
+exits 2 unless authentication is configured (``exposed_without_auth``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import re
 import signal
 import socket
@@ -22,6 +24,40 @@ from .settings import Settings, SettingsError, load
 def redacted(url: str) -> str:
     """``url`` with any password replaced, fit for a log line."""
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches only this machine: 127.0.0.0/8, ::1 or localhost."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to any interface
+
+
+def exposed_without_auth(settings: object, *, has_tokens: bool = False) -> str | None:
+    """Why ``botwire serve`` must not start on ``settings.host``, or None when it may.
+
+    A server bound to anything but loopback must authenticate its clients: ``BOTWIRE_AUTH=off``
+    says the operator wants it open anyway; otherwise a token must exist to call it with
+    (``BOTWIRE_ADMIN_TOKEN``, or ``has_tokens``: tokens already in the database). The auth
+    settings are read with ``getattr`` because ``Settings`` gains them with token auth.
+    """
+    host = str(getattr(settings, "host", ""))
+    if is_loopback(host) or getattr(settings, "auth", None) == "off":
+        return None
+    if getattr(settings, "admin_token", None) or has_tokens:
+        return None
+    return (
+        f"refusing to serve on {host} without authentication: anyone who can reach it could "
+        "read and write every namespace. Set BOTWIRE_ADMIN_TOKEN to a token of your own "
+        '(bw_<id>_<secret>, for example: python -c "import secrets; '
+        "print('bw_admin_' + secrets.token_hex(24))\") and call the server with it; or set "
+        "BOTWIRE_AUTH=off to serve without authentication (behind a proxy that authenticates, "
+        "or on a trusted network); or bind to 127.0.0.1."
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,11 +79,46 @@ async def _migrate(settings: Settings) -> list[str]:
     return await store.migrate()
 
 
+# File descriptors kept for the database, its WAL and journal, log files, the listening
+# socket and PostgreSQL pool connections, and not handed to clients.
+FD_RESERVE = 64
+
+
+def raise_fd_limit() -> int | None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; the soft limit now in force (None when
+    the platform has none)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_caps(configured: int, fd_limit: int | None, pool_max: int = 0) -> tuple[int, int]:
+    """(connections served at once, connections open at most) for ``BOTWIRE_MAX_CONNECTIONS``
+    and a file descriptor limit: what the limit leaves after ``FD_RESERVE`` (and the database
+    pool), of which a tenth stays free to answer 503 beyond the cap."""
+    if fd_limit is None:
+        return configured, configured + max(10, configured // 10)
+    room = max(2, fd_limit - FD_RESERVE - pool_max)
+    cap = min(configured, max(1, room - max(1, room // 10)))
+    return cap, room
+
+
 def _serve(settings: Settings) -> int:
+    import logging
+
     import uvicorn
 
     from .http import create_app
-    from .http.protocol import http_protocol
+    from .http.protocol import Guards, http_protocol
 
     app = create_app(settings)
     lifecycle = app.state.lifecycle
@@ -70,6 +141,16 @@ def _serve(settings: Settings) -> int:
             lifecycle.close()
             await super().shutdown(sockets)
 
+    fd_limit = raise_fd_limit()
+    pool = settings.pool_max if settings.database_url.startswith("postgres") else 0
+    cap, max_open = connection_caps(settings.max_connections, fd_limit, pool)
+    guards = Guards(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=cap,
+        max_open=max_open,
+    )
     verbose = settings.log_level in {"debug", "trace"}
     config = uvicorn.Config(
         app,
@@ -85,8 +166,31 @@ def _serve(settings: Settings) -> int:
         # default also after 5 s: a request sent on a connection the server is closing at that
         # moment gets no reply. Keeping idle connections longer than clients do avoids the race.
         timeout_keep_alive=30,
-        http=http_protocol(),
+        http=http_protocol(guards),
+        # The head size limit also holds where h11 parses (httptools is not installed).
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
+    log = logging.getLogger("uvicorn.error")
+    log.info(
+        "Serving at most %d connections at once (BOTWIRE_MAX_CONNECTIONS=%d, file descriptor "
+        "limit %s).",
+        cap,
+        settings.max_connections,
+        fd_limit if fd_limit is not None else "none",
+    )
+    if cap < settings.max_connections:
+        log.warning(
+            "BOTWIRE_MAX_CONNECTIONS=%d does not fit the file descriptor limit (%s): "
+            "lowered to %d; raise the limit (ulimit -n) to serve more.",
+            settings.max_connections,
+            fd_limit,
+            cap,
+        )
+    if not isinstance(config.http, type):
+        log.warning(
+            "httptools is not installed: no header or body timeout and no connection cap "
+            "(install the server extra)."
+        )
     server = Server(config)
     server.run()
     # uvicorn reports a failed startup (for example an unreachable database) by not starting.
@@ -107,6 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= settings.port <= 65535:
         print(f"botwire: --port {settings.port} is invalid: use 0-65535.", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        refusal = exposed_without_auth(settings)
+        if refusal is not None:
+            print(f"botwire: {refusal}", file=sys.stderr)
+            return 2
+        if not is_loopback(settings.host) and getattr(settings, "auth", None) == "off":
+            print(
+                f"botwire: warning: serving on {settings.host} with BOTWIRE_AUTH=off: every "
+                "client that can reach it can read and write every namespace.",
+                file=sys.stderr,
+            )
     try:
         applied = asyncio.run(_migrate(settings))
     except BotWireServerError as exc:

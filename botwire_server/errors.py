@@ -11,14 +11,19 @@ One handler (``botwire_server.http.errors``) renders any of them as the canonica
     │   └── FutureRevision (400 future_revision: as_of/to above the head; carries head)
     ├── NotFound (404 not_found; key_not_found, route_not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
+    ├── RequestTimeout (408 request_timeout: head or body not received in time)
     ├── Conflict (409 version_conflict; carries current_version)
     ├── BatchConflict (409 batch_conflict; carries conflicts: [{index, key, current_version}])
     ├── RevisionCompacted (410 revision_compacted; carries oldest_revision)
     ├── PayloadTooLarge (413 value_too_large, namespace_full)
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── QuotaExceeded (429 write_quota_exceeded; carries retry_after)
-    ├── Unavailable (503 database_unavailable, shutting_down)
+    ├── HeadersTooLarge (431 headers_too_large)
+    ├── Unavailable (503 database_unavailable, shutting_down, too_many_connections)
     └── DiskFull (507 disk_full)
+
+``RequestTimeout``, ``HeadersTooLarge`` and ``too_many_connections`` are answered by the HTTP
+protocol (``http/protocol.py``) before or beside the application, with the same body.
 
 Stores raise these directly: they are the storage contract's errors as much as HTTP's, and a
 backend translates its driver's errors into them in exactly one place.
@@ -82,6 +87,11 @@ class NotFound(BotWireServerError):
 class MethodNotAllowed(BotWireServerError):
     status = 405
     default_code = "method_not_allowed"
+
+
+class RequestTimeout(BotWireServerError):
+    status = 408
+    default_code = "request_timeout"
 
 
 class Conflict(BotWireServerError):
@@ -162,10 +172,15 @@ class QuotaExceeded(BotWireServerError):
         self.retry_after = retry_after
 
 
+class HeadersTooLarge(BotWireServerError):
+    status = 431
+    default_code = "headers_too_large"
+
+
 class Unavailable(BotWireServerError):
     status = 503
     default_code = "database_unavailable"
-    codes = ("database_unavailable", "shutting_down")
+    codes = ("database_unavailable", "shutting_down", "too_many_connections")
 
 
 class DiskFull(BotWireServerError):

@@ -20,11 +20,20 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-namespace limits; 0 means unlimited."""
+    """Per-namespace limits; 0 means unlimited. The daily write quota is off by default: a cap
+    that a local server imposes unasked silently stops an agent's memory from saving."""
 
-    writes_per_day: int = 1000
+    writes_per_day: int = 0
     namespace_max_bytes: int = 52_428_800
     value_max_bytes: int = 102_400
+
+
+# ``BOTWIRE_LIMITS=free-tier``: the seeds' free tier in one setting; explicit limits override it.
+LIMIT_PRESETS: dict[str, Limits] = {
+    "free-tier": Limits(
+        writes_per_day=1000, namespace_max_bytes=52_428_800, value_max_bytes=102_400
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,8 @@ class Settings:
     port: int = 8000
     database_url: str = "sqlite:///./data/botwire.db"
     limits: Limits = field(default_factory=Limits)
+    # A named set of limits (``LIMIT_PRESETS``), or "" for none.
+    limits_preset: str = ""
     # PostgreSQL pool size and per-statement timeout.
     pool_min: int = 1
     pool_max: int = 10
@@ -44,6 +55,13 @@ class Settings:
     watch_keepalive: float = 15.0
     # Seconds between the expiry sweeper's rounds.
     expiry_interval: float = 1.0
+    # Seconds a connection may take to send a complete request head, and a request its body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Bytes of one request head (request line and headers).
+    max_header_bytes: int = 65_536
+    # Open connections served at once (lowered to fit the file descriptor limit).
+    max_connections: int = 1000
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given non-None fields replaced (CLI flags over environment)."""
@@ -83,6 +101,13 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _preset(raw: str) -> str:
+    value = raw.strip()
+    if value not in LIMIT_PRESETS:
+        raise ValueError(f"must be {' or '.join(LIMIT_PRESETS)} (or unset)")
+    return value
+
+
 VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("BOTWIRE_HOST", "host", _nonempty, "Address to listen on."),
     ("BOTWIRE_PORT", "port", _int(0, 65535), "Port to listen on."),
@@ -109,6 +134,13 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "limits.value_max_bytes",
         _int(0),
         "Bytes of one encoded value; 0 = unlimited.",
+    ),
+    (
+        "BOTWIRE_LIMITS",
+        "limits_preset",
+        _preset,
+        "`free-tier`: 1000 writes/day, 50 MB per namespace, 100 KB per value; explicit "
+        "limits override it.",
     ),
     ("BOTWIRE_POOL_MIN", "pool_min", _int(1), "PostgreSQL: connections kept open."),
     ("BOTWIRE_POOL_MAX", "pool_max", _int(1), "PostgreSQL: most connections per server."),
@@ -137,6 +169,30 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         _float_positive,
         "Seconds between rounds of the expiry sweeper.",
     ),
+    (
+        "BOTWIRE_HEADER_TIMEOUT",
+        "header_timeout",
+        _float_positive,
+        "Seconds a connection may take to send a complete request head.",
+    ),
+    (
+        "BOTWIRE_BODY_TIMEOUT",
+        "body_timeout",
+        _float_positive,
+        "Seconds a request may take to send its body after its head.",
+    ),
+    (
+        "BOTWIRE_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        _int(1024),
+        "Bytes of one request head (request line and headers).",
+    ),
+    (
+        "BOTWIRE_MAX_CONNECTIONS",
+        "max_connections",
+        _int(1),
+        "Open connections served at once.",
+    ),
 )
 
 
@@ -158,7 +214,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             limits[dest.removeprefix("limits.")] = value
         else:
             top[dest] = value
-    settings = Settings(limits=Limits(**limits), **top)
+    base = LIMIT_PRESETS.get(top.get("limits_preset", ""), Limits())
+    settings = Settings(limits=replace(base, **limits), **top)
     if settings.pool_min > settings.pool_max:
         raise SettingsError(
             f"BOTWIRE_POOL_MIN ({settings.pool_min}) must not exceed "

@@ -382,6 +382,13 @@ CASES = [
         {"json": {"value": 1}, "headers": {"If-Match": "*"}},
     ),
     Case(
+        "If-Match with a weak ETag",
+        "PUT",
+        "/memory/ns/k",
+        err(400, "invalid_parameter", 'If-Match needs a strong ETag ("1"), not W/"1".'),
+        {"json": {"value": 1}, "headers": {"If-Match": 'W/"1"'}},
+    ),
+    Case(
         "If-Match against expected_version",
         "PUT",
         "/memory/ns/k",

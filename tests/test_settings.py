@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from botwire_server.settings import VARIABLES, Settings, SettingsError, load
+from botwire_server.settings import VARIABLES, Limits, Settings, SettingsError, load
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -32,7 +32,14 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_LOG_LEVEL": ("WARNING", "warning", ["loud", ""]),
     "BOTWIRE_WATCH_KEEPALIVE": ("0.5", 0.5, ["0", "-2", "often"]),
     "BOTWIRE_EXPIRY_INTERVAL": ("0.25", 0.25, ["0", "-1", "soon"]),
+    "BOTWIRE_LIMITS": ("free-tier", "free-tier", ["", "free", "FREE-TIER", "unlimited"]),
+    "BOTWIRE_HEADER_TIMEOUT": ("1.5", 1.5, ["0", "-1", "never"]),
+    "BOTWIRE_BODY_TIMEOUT": ("2", 2.0, ["0", "-3", "slow"]),
+    "BOTWIRE_MAX_HEADER_BYTES": ("8192", 8192, ["0", "1023", "64KiB"]),
+    "BOTWIRE_MAX_CONNECTIONS": ("20", 20, ["0", "-1", "many"]),
 }
+# Variables that set more than their own field: a preset fills in the limits it names.
+SETS_OTHER_FIELDS = {"BOTWIRE_LIMITS"}
 
 
 def field_value(settings: Settings, dest: str) -> Any:
@@ -54,7 +61,7 @@ def test_each_variable_parses(name: str, dest: str) -> None:
     # Every other field keeps its default.
     default = Settings()
     for other_name, other_dest, *_ in VARIABLES:
-        if other_name != name:
+        if other_name != name and name not in SETS_OTHER_FIELDS:
             assert field_value(settings, other_dest) == field_value(default, other_dest)
 
 
@@ -72,6 +79,35 @@ def test_pool_bounds_must_agree() -> None:
     with pytest.raises(SettingsError) as caught:
         load({"BOTWIRE_POOL_MIN": "5", "BOTWIRE_POOL_MAX": "2"})
     assert "BOTWIRE_POOL_MIN" in str(caught.value) and "BOTWIRE_POOL_MAX" in str(caught.value)
+
+
+def test_writes_per_day_is_unlimited_by_default() -> None:
+    assert load({}).limits == Limits(
+        writes_per_day=0, namespace_max_bytes=52_428_800, value_max_bytes=102_400
+    )
+
+
+def test_free_tier_preset_and_explicit_limits_over_it() -> None:
+    free = load({"BOTWIRE_LIMITS": "free-tier"})
+    assert free.limits == Limits(
+        writes_per_day=1000, namespace_max_bytes=52_428_800, value_max_bytes=102_400
+    )
+    mixed = load(
+        {
+            "BOTWIRE_LIMITS": " free-tier ",
+            "BOTWIRE_WRITES_PER_DAY": "0",
+            "BOTWIRE_VALUE_MAX_BYTES": "5",
+        }
+    )
+    assert mixed.limits == Limits(
+        writes_per_day=0, namespace_max_bytes=52_428_800, value_max_bytes=5
+    )
+
+
+def test_an_unknown_preset_names_the_variable_and_the_choice() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load({"BOTWIRE_LIMITS": "pro"})
+    assert str(caught.value) == "BOTWIRE_LIMITS='pro' is invalid: must be free-tier (or unset)."
 
 
 def test_unset_means_defaults_and_other_variables_are_ignored() -> None:
@@ -104,5 +140,6 @@ def test_readme_documents_every_setting_with_its_default() -> None:
     default = Settings()
     for name, dest, *_ in VARIABLES:
         documented, meaning = rows[name]
+        documented = "" if documented == "(unset)" else documented
         assert documented == str(field_value(default, dest)), name
         assert meaning, name

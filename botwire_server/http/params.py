@@ -20,7 +20,8 @@ from .wire import MAX_INT
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
 _NUMBER = re.compile(r"[0-9]+")
-_ETAG = re.compile(r'(?:W/)?"?([0-9]{1,30})"?')
+_ETAG = re.compile(r'"?([0-9]{1,30})"?')
+_WEAK_ETAG = re.compile(r'W/"?([0-9]{1,30})"?')
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -168,6 +169,13 @@ def expected_version(
         candidates.append(("expected_version", from_request))
     if_match = headers.get("if-match")
     if if_match is not None:
+        weak = _WEAK_ETAG.fullmatch(if_match.strip())
+        if weak is not None:
+            # RFC 9110: If-Match uses the strong comparison, which a weak ETag never satisfies;
+            # a write guarded by one could never succeed, so it is refused as a mistake.
+            raise _invalid(
+                f'If-Match needs a strong ETag ("{weak.group(1)}"), not W/"{weak.group(1)}".'
+            )
         match = _ETAG.fullmatch(if_match.strip())
         if match is None or int(match.group(1)) > MAX_INT:
             raise _invalid(
