@@ -32,6 +32,17 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_LOG_LEVEL": ("WARNING", "warning", ["loud", ""]),
     "BOTWIRE_WATCH_KEEPALIVE": ("0.5", 0.5, ["0", "-2", "often"]),
     "BOTWIRE_EXPIRY_INTERVAL": ("0.25", 0.25, ["0", "-1", "soon"]),
+    "BOTWIRE_AUTH": ("Tokens", "tokens", ["on", "", "none"]),
+    "BOTWIRE_ADMIN_TOKEN": (
+        "bw_admin_" + "a1" * 16,
+        "bw_admin_" + "a1" * 16,
+        ["secret", "bw_admin_short", "bw_Admin_" + "a" * 32, "bw__" + "a" * 32],
+    ),
+    "BOTWIRE_CORS_ORIGINS": (
+        "https://a.example, http://localhost:3000/",
+        ("https://a.example", "http://localhost:3000"),
+        ["a.example", "https://a.example,ftp://b"],
+    ),
 }
 
 
@@ -79,6 +90,17 @@ def test_unset_means_defaults_and_other_variables_are_ignored() -> None:
     assert load({"BOTWIRE_URL": "http://x", "HOME": "/root"}) == Settings()
 
 
+@pytest.mark.parametrize(
+    "host, mode",
+    [("127.0.0.1", "off"), ("localhost", "off"), ("::1", "off"), ("127.0.0.2", "off")]
+    + [("0.0.0.0", "tokens"), ("::", "tokens"), ("10.0.0.5", "tokens"), ("example.com", "tokens")],
+)
+def test_auth_defaults_to_off_only_on_a_loopback_bind(host: str, mode: str) -> None:
+    assert Settings(host=host).auth_mode() == mode
+    assert Settings(host=host, auth="tokens").auth_mode() == "tokens"
+    assert Settings(host=host, auth="off").auth_mode() == "off"
+
+
 def test_flags_override_variables() -> None:
     settings = load({"BOTWIRE_PORT": "9000", "BOTWIRE_HOST": "0.0.0.0"})
     changed = settings.with_overrides(port=9100, host=None, database_url="memory:")
@@ -104,5 +126,7 @@ def test_readme_documents_every_setting_with_its_default() -> None:
     default = Settings()
     for name, dest, *_ in VARIABLES:
         documented, meaning = rows[name]
-        assert documented == str(field_value(default, dest)), name
+        value = field_value(default, dest)
+        shown = "(unset)" if value is None or value == () else str(value)
+        assert documented == shown, name
         assert meaning, name
