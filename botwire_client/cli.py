@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("serve", help="run the server (see `botwire serve --help`)")
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("token", help="manage API tokens (see `botwire token --help`)")
 
     def command(name: str, run: Callable[[Memory, argparse.Namespace], Any], text: str) -> Any:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
@@ -248,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         from botwire_server.cli import main as server_main
 
         return server_main(args)
+    if args and args[0] == "token":
+        from botwire_server.token_cli import main as token_main
+
+        return token_main(args[1:])
     try:
         return client_main(args)
     except SystemExit as exc:  # --help, or a usage error already printed

@@ -23,7 +23,6 @@ from server_process import ServerProcess
 
 from botwire_server.http import openapi
 
-
 TOKEN = "bw_fuzz_" + "f" * 40
 
 
