@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--url", help="server URL (default: $BOTWIRE_URL, else http://127.0.0.1:8000)"
     )
+    common.add_argument(
+        "--token", help="API token bw_<id>_<secret> (default: $BOTWIRE_TOKEN; none without it)"
+    )
     common.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     common.add_argument(
         "--retries", type=int, default=5, help="repeats of a failed safe request (default 5)"
@@ -226,7 +229,9 @@ def _local_code(exc: BotWireError) -> str:
 def client_main(args: list[str]) -> int:
     ns = build_parser().parse_args(args)
     try:
-        with Memory(ns.namespace, ns.url, timeout=ns.timeout, retries=ns.retries) as memory:
+        with Memory(
+            ns.namespace, ns.url, token=ns.token, timeout=ns.timeout, retries=ns.retries
+        ) as memory:
             _out(ns.run(memory, ns))
     except _Absent as exc:
         _fail({"error": str(exc), "code": "key_not_found", "status": 404})
