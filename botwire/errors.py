@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from botwire_client.errors import (
+    AuthError,
     BotWireError,
     ConflictError,
+    ForbiddenError,
     FutureRevision,
     InvalidRequest,
     NotFound,
@@ -16,8 +18,10 @@ from botwire_client.errors import (
 )
 
 __all__ = [
+    "AuthError",
     "BotWireError",
     "ConflictError",
+    "ForbiddenError",
     "FutureRevision",
     "InvalidRequest",
     "NotFound",

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from botwire_client.batch import AsyncBatch, Batch
 from botwire_client.errors import (
+    AuthError,
     BotWireError,
     ConflictError,
+    ForbiddenError,
     FutureRevision,
     InvalidRequest,
     NotFound,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthError",
     "AsyncBatch",
     "AsyncEventStream",
     "Batch",
@@ -43,6 +46,7 @@ __all__ = [
     "ConflictError",
     "Event",
     "EventStream",
+    "ForbiddenError",
     "FutureRevision",
     "InvalidRequest",
     "Item",
@@ -58,15 +62,18 @@ __all__ = [
 ]
 
 
-def memory_tools(namespace: str, base_url: str | None = None) -> list[Any]:
-    """CrewAI tools (remember, recall, list keys) over ``Memory(namespace, base_url)``."""
+def memory_tools(
+    namespace: str, base_url: str | None = None, *, token: str | None = None
+) -> list[Any]:
+    """CrewAI tools (remember, recall, list keys) over ``Memory(namespace, base_url,
+    token=token)``."""
     try:
         from botwire_client.crewai_tools import build_tools
     except ImportError as exc:
         raise ImportError(
             f"memory_tools needs CrewAI ({exc}). Install it: pip install 'botwire-server[crewai]'"
         ) from exc
-    return build_tools(Memory(namespace, base_url))
+    return build_tools(Memory(namespace, base_url, token=token))
 
 
 def __getattr__(name: str) -> Any:

@@ -76,10 +76,11 @@ class BotWireChatHistory(BaseChatMessageHistory):
         namespace: str = DEFAULT_NAMESPACE,
         *,
         base_url: str | None = None,
+        token: str | None = None,
         memory: Memory | None = None,
     ) -> None:
         self.session_id = core.check_key(session_id)
-        self.memory = memory if memory is not None else Memory(namespace, base_url)
+        self.memory = memory if memory is not None else Memory(namespace, base_url, token=token)
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--url", help="server URL (default: $BOTWIRE_URL, else http://127.0.0.1:8000)"
     )
+    common.add_argument(
+        "--token", help="API token bw_<id>_<secret> (default: $BOTWIRE_TOKEN; none without it)"
+    )
     common.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     common.add_argument(
         "--retries", type=int, default=5, help="repeats of a failed safe request (default 5)"
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("serve", help="run the server (see `botwire serve --help`)")
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("token", help="manage API tokens (see `botwire token --help`)")
 
     def command(name: str, run: Callable[[Memory, argparse.Namespace], Any], text: str) -> Any:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
@@ -225,7 +229,9 @@ def _local_code(exc: BotWireError) -> str:
 def client_main(args: list[str]) -> int:
     ns = build_parser().parse_args(args)
     try:
-        with Memory(ns.namespace, ns.url, timeout=ns.timeout, retries=ns.retries) as memory:
+        with Memory(
+            ns.namespace, ns.url, token=ns.token, timeout=ns.timeout, retries=ns.retries
+        ) as memory:
             _out(ns.run(memory, ns))
     except _Absent as exc:
         _fail({"error": str(exc), "code": "key_not_found", "status": 404})
@@ -248,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         from botwire_server.cli import main as server_main
 
         return server_main(args)
+    if args and args[0] == "token":
+        from botwire_server.token_cli import main as token_main
+
+        return token_main(args[1:])
     try:
         return client_main(args)
     except SystemExit as exc:  # --help, or a usage error already printed

@@ -30,8 +30,10 @@ import httpx
 
 from botwire_client import names
 from botwire_client.errors import (
+    AuthError,
     BotWireError,
     ConflictError,
+    ForbiddenError,
     FutureRevision,
     InvalidRequest,
     NotFound,
@@ -257,6 +259,20 @@ def decode(response: Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def check_token(token: str | None) -> str | None:
+    """A token as given (``bw_<id>_<secret>``), or None; refused before any request when it
+    could not be sent in a header."""
+    if token is None:
+        return None
+    token = token.strip()
+    if not token or any(c.isspace() or not c.isprintable() or ord(c) > 126 for c in token):
+        raise InvalidRequest(
+            "The token is empty or holds spaces or non-ASCII characters; pass the whole "
+            "bw_<id>_<secret> string that `botwire token create` printed."
+        )
+    return token
+
+
 def error_for(response: Response, request: Request) -> BotWireError:
     """Translate a non-2xx response into the matching exception, in this one place."""
     body = decode(response)
@@ -312,6 +328,16 @@ def error_for(response: Response, request: Request) -> BotWireError:
             f"{said} Read at a revision >= {oldest}, or without as_of.",
             oldest_revision=int(oldest) if oldest is not None else None,
             **kw,
+        )
+    if status == 401 or code == "unauthenticated":
+        return AuthError(
+            f"{said} Pass token= to Memory (or set BOTWIRE_TOKEN) with a valid token from "
+            "the server's operator.",
+            **kw,
+        )
+    if status == 403 or code == "forbidden":
+        return ForbiddenError(
+            f"{said} ({where}) Use a token whose grants cover this namespace.", **kw
         )
     if status == 413:
         return TooLarge(

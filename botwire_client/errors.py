@@ -9,6 +9,9 @@
     ├── InvalidRequest (ValueError)   400 / 405 / 415: bad name, parameter, cursor, body
     │   ├── FutureRevision            400 future_revision; .head
     │   └── TooLarge                  413 value_too_large / namespace_full
+    ├── AuthError                     401 unauthenticated: no token, or an unknown, expired or
+    │                                 revoked one
+    ├── ForbiddenError                403 forbidden: the token's grants do not cover the request
     ├── NotFound                      404 other than an absent key (wrong URL, old server)
     ├── RevisionCompacted             410 revision_compacted; .oldest_revision
     ├── ServerUnavailable             503, or the server could not be reached (after retries)
@@ -87,6 +90,14 @@ class FutureRevision(InvalidRequest):
 
 class TooLarge(InvalidRequest):
     """A value, or the namespace's live data, is over the server's size limit."""
+
+
+class AuthError(BotWireError):
+    """The server needs a valid token: none was sent, or it is unknown, expired or revoked."""
+
+
+class ForbiddenError(BotWireError):
+    """The token is valid, but its grants do not allow this request on this namespace."""
 
 
 class NotFound(BotWireError):

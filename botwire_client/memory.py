@@ -45,6 +45,8 @@ class Memory:
     """Persistent, versioned key-value memory in one namespace of a BotWire server.
 
     ``base_url``: the argument, else ``BOTWIRE_URL`` (read now), else ``http://127.0.0.1:8000``.
+    ``token``: the argument, else ``BOTWIRE_TOKEN`` (read now), else none; sent as
+    ``Authorization: Bearer`` on every request (needed when the server runs with tokens).
     Safe to share between threads; usable from any number of event loops.
     """
 
@@ -53,6 +55,7 @@ class Memory:
         namespace: str,
         base_url: str | None = None,
         *,
+        token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 5,
         page_size: int = core.PAGE_LIMIT,
@@ -64,6 +67,7 @@ class Memory:
         url = base_url or from_env or core.DEFAULT_URL
         source = "base_url" if base_url else "BOTWIRE_URL"
         self.base_url = core.check_base_url(url, source)
+        self._token = core.check_token(token or os.environ.get("BOTWIRE_TOKEN") or None)
         self.timeout = timeout
         self.retry = RetryPolicy(retries=retries)
         if not 1 <= page_size <= core.PAGE_LIMIT:
@@ -340,7 +344,11 @@ class Memory:
         return {
             "base_url": self.base_url,
             "timeout": self.timeout,
-            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "headers": {
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                **({"Authorization": f"Bearer {self._token}"} if self._token else {}),
+            },
         }
 
     def _sync_client(self) -> httpx.Client:

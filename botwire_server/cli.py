@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import re
 import signal
 import socket
@@ -18,7 +17,7 @@ import sys
 from types import FrameType
 
 from .errors import BotWireServerError
-from .settings import Settings, SettingsError, load
+from .settings import Settings, SettingsError, is_loopback, load
 
 
 def redacted(url: str) -> str:
@@ -26,29 +25,17 @@ def redacted(url: str) -> str:
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` reaches only this machine: 127.0.0.0/8, ::1 or localhost."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve to any interface
-
-
-def exposed_without_auth(settings: object, *, has_tokens: bool = False) -> str | None:
+def exposed_without_auth(settings: Settings, *, has_tokens: bool = False) -> str | None:
     """Why ``botwire serve`` must not start on ``settings.host``, or None when it may.
 
     A server bound to anything but loopback must authenticate its clients: ``BOTWIRE_AUTH=off``
     says the operator wants it open anyway; otherwise a token must exist to call it with
-    (``BOTWIRE_ADMIN_TOKEN``, or ``has_tokens``: tokens already in the database). The auth
-    settings are read with ``getattr`` because ``Settings`` gains them with token auth.
+    (``BOTWIRE_ADMIN_TOKEN``, or ``has_tokens``: tokens already in the database).
     """
-    host = str(getattr(settings, "host", ""))
-    if is_loopback(host) or getattr(settings, "auth", None) == "off":
+    host = settings.host
+    if settings.auth_mode() == "off":
         return None
-    if getattr(settings, "admin_token", None) or has_tokens:
+    if settings.admin_token or has_tokens:
         return None
     return (
         f"refusing to serve on {host} without authentication: anyone who can reach it could "
@@ -216,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if refusal is not None:
             print(f"botwire: {refusal}", file=sys.stderr)
             return 2
-        if not is_loopback(settings.host) and getattr(settings, "auth", None) == "off":
+        if not is_loopback(settings.host) and settings.auth == "off":
             print(
                 f"botwire: warning: serving on {settings.host} with BOTWIRE_AUTH=off: every "
                 "client that can reach it can read and write every namespace.",

@@ -9,6 +9,8 @@ One handler (``botwire_server.http.errors``) renders any of them as the canonica
     BotWireServerError (500 internal_error)
     ├── InvalidInput (400 invalid_input; also invalid_name, invalid_json, invalid_parameter, ...)
     │   └── FutureRevision (400 future_revision: as_of/to above the head; carries head)
+    ├── Unauthenticated (401 unauthenticated: no, malformed, unknown, expired or revoked token)
+    ├── Forbidden (403 forbidden: a valid token without the grant)
     ├── NotFound (404 not_found; key_not_found, route_not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
     ├── RequestTimeout (408 request_timeout: head or body not received in time)
@@ -78,10 +80,25 @@ class FutureRevision(InvalidInput):
         )
 
 
+class Unauthenticated(BotWireServerError):
+    """No usable token; the response also carries ``WWW-Authenticate: Bearer``."""
+
+    status = 401
+    default_code = "unauthenticated"
+
+
+class Forbidden(BotWireServerError):
+    """A valid token whose grants do not cover the request. The message depends only on the
+    token and the request, never on what the store holds."""
+
+    status = 403
+    default_code = "forbidden"
+
+
 class NotFound(BotWireServerError):
     status = 404
     default_code = "not_found"
-    codes = ("key_not_found", "route_not_found")
+    codes = ("key_not_found", "route_not_found", "token_not_found")
 
 
 class MethodNotAllowed(BotWireServerError):

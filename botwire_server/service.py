@@ -9,7 +9,9 @@ and raises the errors of ``botwire_server.errors``. What lives here:
 - the shape rules of requests that the store does not own (1-1000 ops or keys, TTL in seconds
   converted to the store's microseconds),
 - pagination over the store's 1000-row reads (``Page.more``),
-- the watch hub and the expiry sweeper, which run beside the store for the server's lifetime.
+- the watch hub and the expiry sweeper, which run beside the store for the server's lifetime,
+- access control: every verb takes the request's ``Principal`` (``botwire_server.auth``) first
+  and checks it (``_allow``) before it reads or writes anything; no route decides.
 
 The rules of a commit (conditions, value and namespace sizes, quotas) live in the store
 (``storage/base.py``), once per database; this layer does not restate them.
@@ -23,7 +25,9 @@ from typing import Generic, Literal, TypeVar
 
 import msgspec
 
-from .errors import InvalidInput
+from . import auth
+from .auth import Access, Authenticator, Grant, Principal
+from .errors import InvalidInput, NotFound
 from .expiry import Sweeper
 from .http import params  # the name validators; a shared names module will replace them
 from .settings import Settings
@@ -39,6 +43,7 @@ from .storage.base import (
     RollbackResult,
     Stats,
     Store,
+    TokenRecord,
     Write,
     WriteResult,
     key_not_found,
@@ -106,6 +111,51 @@ async def _page(
     return rows, len(rows) == limit and len(await probe(rows[-1])) > 0
 
 
+def _allow(who: Principal, namespace: str, access: Access) -> str:
+    """The one access check of a namespace verb: the validated name, or ``Forbidden``."""
+    ns = params.namespace(namespace)
+    who.require(ns, access)
+    return ns
+
+
+MAX_TOKEN_NAME = 200
+
+
+async def create_token(
+    store: Store, name: str, grants: Sequence[Grant], *, expires_in: float | None
+) -> tuple[TokenRecord, str]:
+    """Store a new token (for the admin route and the CLI): (its record, the full token)."""
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_TOKEN_NAME or any(ord(c) < 0x20 for c in name):
+        raise InvalidInput(
+            f"A token name is 1-{MAX_TOKEN_NAME} characters without control characters.",
+            code="invalid_body",
+        )
+    checked = auth.check_grants(grants)
+    if expires_in is not None and not 0 < expires_in <= MAX_TTL_SECONDS:
+        raise InvalidInput(
+            f"expires_in must be a number of seconds > 0 and at most {MAX_TTL_SECONDS}.",
+            code="invalid_body",
+        )
+    now = store.clock()
+    for _ in range(3):
+        token_id, token = auth.new_token()
+        record = TokenRecord(
+            id=token_id,
+            name=name,
+            secret_hash=auth.hash_secret(token.rsplit("_", 1)[1]),
+            grants=auth.encode_grants(checked),
+            created_at=now,
+            expires_at=None if expires_in is None else now + round(expires_in * MICROS),
+        )
+        try:
+            await store.create_token(record)
+        except InvalidInput:  # an id drawn twice (1 in 2**60): draw again
+            continue
+        return record, token
+    raise AssertionError("unreachable")
+
+
 class Service:
     """The verbs of BotWire Server over one open ``Store``.
 
@@ -119,6 +169,7 @@ class Service:
         self.limits = settings.limits
         self.hub = Hub(store)
         self.sweeper = Sweeper(store, interval=settings.expiry_interval)
+        self.auth = Authenticator(store, settings)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -142,6 +193,7 @@ class Service:
 
     async def set(
         self,
+        who: Principal,
         namespace: str,
         key: str,
         value: bytes,
@@ -150,23 +202,23 @@ class Service:
         ttl: float | None = None,
     ) -> WriteResult:
         """Set ``key`` to ``value`` (encoded JSON); ``ttl``: seconds until it expires."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "write")
         k = params.key(key)
         return await self.store.set(
             ns, k, value, expected_version=expected_version, ttl=ttl_micros(ttl)
         )
 
     async def delete(
-        self, namespace: str, key: str, *, expected_version: int | None = None
+        self, who: Principal, namespace: str, key: str, *, expected_version: int | None = None
     ) -> WriteResult:
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "write")
         k = params.key(key)
         return await self.store.delete(ns, k, expected_version=expected_version)
 
-    async def batch(self, namespace: str, ops: Sequence[BatchOp]) -> Committed:
+    async def batch(self, who: Principal, namespace: str, ops: Sequence[BatchOp]) -> Committed:
         """Commit ``ops`` (1-1000, each key once) as ONE revision, or raise ``BatchConflict``
         listing every failed condition and write nothing."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "write")
         _count("ops", len(ops), MAX_OPS)
         writes = [
             Write(
@@ -181,23 +233,29 @@ class Service:
         return await self.store.commit(ns, writes)
 
     async def rollback(
-        self, namespace: str, to: int | datetime, *, key: str | None = None, dry_run: bool = False
+        self,
+        who: Principal,
+        namespace: str,
+        to: int | datetime,
+        *,
+        key: str | None = None,
+        dry_run: bool = False,
     ) -> RollbackResult:
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "write")
         k = None if key is None else params.key(key)
         return await self.store.rollback(ns, to, key=k, dry_run=dry_run)
 
-    async def compact(self, namespace: str, *, before: int) -> tuple[int, int]:
+    async def compact(self, who: Principal, namespace: str, *, before: int) -> tuple[int, int]:
         """Forget history before ``before``: (events removed, the oldest readable revision)."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "admin")
         removed = await self.store.compact(ns, before=before)
         return removed, (await self.store.info(ns)).oldest_revision
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def get(self, namespace: str, key: str, *, as_of: AsOf = None) -> Item:
+    async def get(self, who: Principal, namespace: str, key: str, *, as_of: AsOf = None) -> Item:
         """The key now or at ``as_of``; ``NotFound`` (key_not_found) when absent."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         k = params.key(key)
         item = await self.store.get(ns, k, as_of=as_of)
         if item is None:
@@ -205,15 +263,16 @@ class Service:
         return item
 
     async def get_many(
-        self, namespace: str, keys: Sequence[str], *, as_of: AsOf = None
+        self, who: Principal, namespace: str, keys: Sequence[str], *, as_of: AsOf = None
     ) -> tuple[int, dict[str, Item | None]]:
         """1-1000 keys read at ONE revision: (that revision, key -> item or None)."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         _count("keys", len(keys), MAX_KEYS)
         return await self.store.get_many(ns, [params.key(k) for k in keys], as_of=as_of)
 
     async def list_keys(
         self,
+        who: Principal,
         namespace: str,
         *,
         prefix: str | None = None,
@@ -222,7 +281,7 @@ class Service:
         as_of: AsOf = None,
     ) -> Page[Item]:
         """Keys in key order after ``after``; ``revision``: the head, or the revision read."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         store = self.store
         # A current listing reads the current table; a past one reads at the resolved revision.
         revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
@@ -236,6 +295,7 @@ class Service:
 
     async def snapshot(
         self,
+        who: Principal,
         namespace: str,
         *,
         prefix: str | None = None,
@@ -244,7 +304,7 @@ class Service:
         as_of: AsOf = None,
     ) -> Page[Item]:
         """Items at ONE revision (the head, or ``as_of``) in key order after ``after``."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         store = self.store
         # Every page reads at one fixed revision, so the pages of a snapshot agree.
         revision = await store.head(ns) if as_of is None else await store.resolve(ns, as_of)
@@ -256,10 +316,16 @@ class Service:
         return Page(items, more, revision)
 
     async def history(
-        self, namespace: str, key: str, *, before: int | None = None, limit: int = 100
+        self,
+        who: Principal,
+        namespace: str,
+        key: str,
+        *,
+        before: int | None = None,
+        limit: int = 100,
     ) -> Page[Event]:
         """A key's events, newest first, with revisions below ``before``."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         k = params.key(key)
         store = self.store
         events, more = await _page(
@@ -270,28 +336,83 @@ class Service:
         return Page(events, more)
 
     async def changes(
-        self, namespace: str, *, after: int = 0, limit: int = 100, prefix: str | None = None
+        self,
+        who: Principal,
+        namespace: str,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        prefix: str | None = None,
     ) -> Changes:
         """The change feed: events of revisions (after, after + limit], oldest first."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         return await self.store.changes(ns, after=after, limit=limit, prefix=prefix)
 
     async def watch(
-        self, namespace: str, *, after: int | None = None, prefix: str | None = None
+        self, who: Principal, namespace: str, *, after: int | None = None, prefix: str | None = None
     ) -> Watch:
         """Follow the feed from ``after`` (None: the current head). Errors of the first read
         (``RevisionCompacted``, ``FutureRevision``) are raised here, before any event."""
-        ns = params.namespace(namespace)
+        ns = _allow(who, namespace, "read")
         return await self.hub.watch(ns, after=after, prefix=prefix)
 
-    async def info(self, namespace: str) -> NamespaceInfo:
-        return await self.store.info(params.namespace(namespace))
+    async def info(self, who: Principal, namespace: str) -> NamespaceInfo:
+        ns = _allow(who, namespace, "read")
+        return await self.store.info(ns)
 
-    async def stats(self) -> Stats:
+    async def stats(self, who: Principal) -> Stats:
+        who.require_global_admin("read GET /stats/memory")
         return await self.store.stats()
+
+    async def list_namespaces(
+        self,
+        who: Principal,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[NamespaceInfo]:
+        """Namespaces ever written, in name order after ``after``: only those ``who`` may
+        read, so a listing reveals nothing else."""
+        rows: list[NamespaceInfo] = []
+        cursor = after
+        while True:
+            page = await self.store.list_namespaces(prefix=prefix, after=cursor, limit=1000)
+            for info in page:
+                if who.may(info.namespace, "read"):
+                    if len(rows) == limit:
+                        return Page(rows, True)
+                    rows.append(info)
+            if len(page) < 1000:
+                return Page(rows, False)
+            cursor = page[-1].namespace
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    async def create_token(
+        self, who: Principal, name: str, grants: Sequence[Grant], *, expires_in: float | None
+    ) -> tuple[TokenRecord, str]:
+        """A new token: (its record, the full token, shown only now)."""
+        who.require_global_admin("manage tokens")
+        return await create_token(self.store, name, grants, expires_in=expires_in)
+
+    async def list_tokens(self, who: Principal) -> Sequence[TokenRecord]:
+        who.require_global_admin("manage tokens")
+        return await self.store.list_tokens()
+
+    async def revoke_token(self, who: Principal, token_id: str) -> TokenRecord:
+        who.require_global_admin("manage tokens")
+        record = await self.store.revoke_token(token_id, at=self.store.clock())
+        if record is None:
+            raise NotFound(f"No token has id {token_id!r}.", code="token_not_found")
+        self.auth.forget(token_id)
+        return record
+
+    async def still_valid(self, who: Principal) -> bool:
+        return await self.auth.still_valid(who)
 
     async def ping(self) -> None:
         await self.store.ping()
 
 
-__all__ = ["BatchOp", "Page", "Service", "ttl_micros"]
+__all__ = ["BatchOp", "Page", "Service", "create_token", "ttl_micros"]

@@ -6,12 +6,20 @@ variable; the CLI prints it and exits 2. Every CLI flag overrides its variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# A token: "bw_<id>_<secret>". Tokens the server makes have a 12-character id and a
+# 52-character secret (32 random bytes in base32); an operator's BOTWIRE_ADMIN_TOKEN needs a
+# secret of at least 32 such characters.
+TOKEN_RE = re.compile(r"bw_([a-z0-9]{1,32})_([A-Za-z0-9]{32,128})")
+AUTH_MODES = ("tokens", "off")
 
 
 class SettingsError(ValueError):
@@ -62,6 +70,19 @@ class Settings:
     max_header_bytes: int = 65_536
     # Open connections served at once (lowered to fit the file descriptor limit).
     max_connections: int = 1000
+    # "tokens" | "off" | None (None: off when bound to a loopback address, tokens otherwise;
+    # see ``auth_mode``).
+    auth: str | None = None
+    # An operator's token with admin on "*", valid without being in the database.
+    admin_token: str | None = None
+    # Origins allowed to call the API from a browser; empty: no CORS headers.
+    cors_origins: tuple[str, ...] = ()
+
+    def auth_mode(self) -> str:
+        """``tokens`` or ``off``: the setting, or by default ``off`` only on a loopback bind."""
+        if self.auth is not None:
+            return self.auth
+        return "off" if is_loopback(self.host) else "tokens"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given non-None fields replaced (CLI flags over environment)."""
@@ -92,6 +113,41 @@ def _nonempty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
     return raw.strip()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches only this machine: 127.0.0.0/8, ::1 or localhost (another name
+    may resolve to any interface)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in AUTH_MODES:
+        raise ValueError("must be tokens or off")
+    return value
+
+
+def _token(raw: str) -> str:
+    if not TOKEN_RE.fullmatch(raw.strip()):
+        raise ValueError(
+            "must look like bw_<id>_<secret>: id 1-32 of a-z0-9, secret 32-128 of A-Za-z0-9"
+        )
+    return raw.strip()
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+    return origins
 
 
 def _log_level(raw: str) -> str:
@@ -192,6 +248,24 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "max_connections",
         _int(1),
         "Open connections served at once.",
+    ),
+    (
+        "BOTWIRE_AUTH",
+        "auth",
+        _auth,
+        "`tokens` or `off`; default: `off` on a loopback bind, `tokens` otherwise.",
+    ),
+    (
+        "BOTWIRE_ADMIN_TOKEN",
+        "admin_token",
+        _token,
+        "A token `bw_<id>_<secret>` with admin on `*`, valid without being in the database.",
+    ),
+    (
+        "BOTWIRE_CORS_ORIGINS",
+        "cors_origins",
+        _origins,
+        "Comma-separated origins allowed to call the API from a browser; empty = no CORS.",
     ),
 )
 

@@ -121,5 +121,5 @@ def test_compose_file() -> None:
     assert volume.split(":")[1] == "/data" and volume.split(":")[0] in compose["volumes"]
     assert service["ports"][0].endswith(":8000")
     # BOTWIRE_ADMIN_TOKEN is read once token auth is in settings; the file passes it already.
-    known = {name for name, *_ in VARIABLES} | {"BOTWIRE_ADMIN_TOKEN"}
+    known = {name for name, *_ in VARIABLES}
     assert set(service.get("environment", {})) <= known

@@ -23,12 +23,21 @@ from server_process import ServerProcess
 
 from botwire_server.http import openapi
 
+TOKEN = "bw_fuzz_" + "f" * 40
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     db: Path = tmp_path_factory.mktemp("fuzz") / "botwire.db"
     # A small value limit so that 413 is reachable by generated bodies.
-    with ServerProcess(f"sqlite:///{db}", env={"BOTWIRE_VALUE_MAX_BYTES": "2048"}) as proc:
+    # With auth on, every request carries the operator's token (the document's bearer scheme);
+    # schemathesis also checks that a missing or wrong token is refused.
+    env = {
+        "BOTWIRE_VALUE_MAX_BYTES": "2048",
+        "BOTWIRE_AUTH": "tokens",
+        "BOTWIRE_ADMIN_TOKEN": TOKEN,
+    }
+    with ServerProcess(f"sqlite:///{db}", env=env) as proc:
         yield proc
 
 
@@ -36,6 +45,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 # loaded at collection time, before any server runs. The watch route is an endless stream,
 # which a request-response fuzzer cannot wait for; tests/test_watch.py covers it.
 schema = schemathesis.openapi.from_dict(openapi.DOCUMENT).exclude(path="/namespaces/{ns}/watch")
+
+
+@schema.auth()
+class BearerToken:
+    """The operator's token on every generated request (the document's bearer scheme)."""
+
+    def get(self, case: Case[Any], context: Any) -> str:
+        return TOKEN
+
+    def set(self, case: Case[Any], data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -53,7 +73,9 @@ def fuzz_settings(examples: int) -> settings:
 # answers are documented 400s, which the other checks still hold to the schema.
 def call_and_validate(case: Case[Any], server: ServerProcess) -> None:
     case.call_and_validate(
-        base_url=server.url, timeout=30, excluded_checks=[positive_data_acceptance]
+        base_url=server.url,
+        timeout=30,
+        excluded_checks=[positive_data_acceptance],
     )
 
 

@@ -25,7 +25,6 @@ import pytest
 from server_process import ServerProcess, clean_env, free_port
 
 from botwire_server.cli import exposed_without_auth
-from botwire_server.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -360,9 +359,6 @@ def test_serve_on_every_interface_without_auth_exits_2(tmp_path: Path) -> None:
     assert not db.exists()  # refused before migrating
 
 
-@pytest.mark.skipif(
-    not hasattr(Settings(), "auth"), reason="BOTWIRE_AUTH is read once token auth is in settings"
-)
 def test_serve_on_every_interface_with_auth_off_starts_with_a_warning(tmp_path: Path) -> None:
     process = ServerProcess(
         db_url(tmp_path), env={"BOTWIRE_AUTH": "off"}, args=["--host", "0.0.0.0"]

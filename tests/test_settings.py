@@ -37,6 +37,17 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_BODY_TIMEOUT": ("2", 2.0, ["0", "-3", "slow"]),
     "BOTWIRE_MAX_HEADER_BYTES": ("8192", 8192, ["0", "1023", "64KiB"]),
     "BOTWIRE_MAX_CONNECTIONS": ("20", 20, ["0", "-1", "many"]),
+    "BOTWIRE_AUTH": ("Tokens", "tokens", ["on", "", "none"]),
+    "BOTWIRE_ADMIN_TOKEN": (
+        "bw_admin_" + "a1" * 16,
+        "bw_admin_" + "a1" * 16,
+        ["secret", "bw_admin_short", "bw_Admin_" + "a" * 32, "bw__" + "a" * 32],
+    ),
+    "BOTWIRE_CORS_ORIGINS": (
+        "https://a.example, http://localhost:3000/",
+        ("https://a.example", "http://localhost:3000"),
+        ["a.example", "https://a.example,ftp://b"],
+    ),
 }
 # Variables that set more than their own field: a preset fills in the limits it names.
 SETS_OTHER_FIELDS = {"BOTWIRE_LIMITS"}
@@ -115,6 +126,17 @@ def test_unset_means_defaults_and_other_variables_are_ignored() -> None:
     assert load({"BOTWIRE_URL": "http://x", "HOME": "/root"}) == Settings()
 
 
+@pytest.mark.parametrize(
+    "host, mode",
+    [("127.0.0.1", "off"), ("localhost", "off"), ("::1", "off"), ("127.0.0.2", "off")]
+    + [("0.0.0.0", "tokens"), ("::", "tokens"), ("10.0.0.5", "tokens"), ("example.com", "tokens")],
+)
+def test_auth_defaults_to_off_only_on_a_loopback_bind(host: str, mode: str) -> None:
+    assert Settings(host=host).auth_mode() == mode
+    assert Settings(host=host, auth="tokens").auth_mode() == "tokens"
+    assert Settings(host=host, auth="off").auth_mode() == "off"
+
+
 def test_flags_override_variables() -> None:
     settings = load({"BOTWIRE_PORT": "9000", "BOTWIRE_HOST": "0.0.0.0"})
     changed = settings.with_overrides(port=9100, host=None, database_url="memory:")
@@ -140,6 +162,7 @@ def test_readme_documents_every_setting_with_its_default() -> None:
     default = Settings()
     for name, dest, *_ in VARIABLES:
         documented, meaning = rows[name]
-        documented = "" if documented == "(unset)" else documented
-        assert documented == str(field_value(default, dest)), name
+        value = field_value(default, dest)
+        shown = "(unset)" if value is None or value == () else str(value)
+        assert documented == shown, name
         assert meaning, name

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import service
-from ..errors import Unavailable
+from .. import auth, service
+from ..errors import BotWireServerError, Unavailable
 from ..settings import Settings
 from ..storage import Store, create_store
 from . import body, openapi
@@ -64,6 +65,45 @@ class ShutdownGate:
         await self.app(scope, receive, send)
 
 
+# Routes that hold no data and answer without a token.
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/ui"})
+
+
+class AuthMiddleware:
+    """The one place that authenticates: reads ``Authorization: Bearer <token>``, puts the
+    ``Principal`` in the scope (``auth.SCOPE_KEY``), or answers 401 ``unauthenticated``. What a
+    principal may do is decided by the service verbs, not here. Public paths (no data) pass
+    without a principal; with auth off every request is the implicit admin ``auth.OPEN``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in PUBLIC_PATHS or path.startswith("/ui/"):
+            await self.app(scope, receive, send)
+            return
+        authenticator: auth.Authenticator = scope["app"].state.service.auth
+        if not authenticator.enabled:
+            scope[auth.SCOPE_KEY] = auth.OPEN
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        try:
+            scope[auth.SCOPE_KEY] = await authenticator.authenticate(header)
+        except BotWireServerError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     """The application for ``settings``. Without ``store``, the lifespan creates the store for
     ``settings.database_url``, applies pending migrations, opens it, and closes it at shutdown
@@ -92,9 +132,23 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             if own:
                 await active.close()
 
+    middleware = [Middleware(ShutdownGate, lifecycle=lifecycle)]
+    if settings.cors_origins:
+        # Outside authentication, so that a browser's preflight (no Authorization) passes.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "PUT", "POST", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+                expose_headers=["ETag", "Retry-After"],
+                max_age=600,
+            )
+        )
+    middleware += [Middleware(AuthMiddleware), Middleware(RawPathRouting)]
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(ShutdownGate, lifecycle=lifecycle), Middleware(RawPathRouting)],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -22,6 +22,7 @@ from ..errors import (
     MethodNotAllowed,
     NotFound,
     QuotaExceeded,
+    Unauthenticated,
 )
 
 _encode = msgspec.json.Encoder().encode
@@ -40,6 +41,8 @@ def error_response(exc: BotWireServerError, headers: dict[str, str] | None = Non
     """The canonical response for ``exc``; a quota error also sets ``Retry-After``."""
     if isinstance(exc, QuotaExceeded):
         headers = {**(headers or {}), "Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthenticated):
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return Response(
         _encode(exc.body()),
         status_code=exc.status,

@@ -147,6 +147,11 @@ BODIES: tuple[type[msgspec.Struct], ...] = (
     wire.ItemsOut,
     wire.ChangesOut,
     wire.Health,
+    wire.NamespacesPage,
+    wire.TokenBody,
+    wire.TokenCreated,
+    wire.TokenList,
+    wire.TokenOut,
 )
 _, _components = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
 SCHEMAS: dict[str, Schema] = {name: _refine(name, s) for name, s in sorted(_components.items())}
@@ -176,6 +181,8 @@ ERRORS = _error_table()
 ERRORS["405"] += " The Allow header lists the methods."
 ERRORS["413"] += " A body past the route's limit is refused before it is read whole."
 ERRORS["429"] += " Also the Retry-After header."
+ERRORS["401"] += " Also WWW-Authenticate: Bearer. Only with BOTWIRE_AUTH=tokens."
+ERRORS["403"] += " The same whether or not the namespace exists."
 
 
 def _error(status: str) -> Schema:
@@ -185,6 +192,8 @@ def _error(status: str) -> Schema:
     }
     if status == "429":
         response["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+    if status == "401":
+        response["headers"] = {"WWW-Authenticate": {"schema": {"const": "Bearer"}}}
     if status == "405":
         response["headers"] = {"Allow": {"schema": {"type": "string"}}}
     return response
@@ -263,7 +272,10 @@ P_IF_NONE_MATCH = _param(
 P_EXPECTED = _param(
     "expected_version", "query", REVISION, "Delete only if the key is at this version."
 )
-_PATH_PARAMS = {"ns": P_NS, "key": P_KEY}
+P_TOKEN_ID = _param("id", "path", {"type": "string", "minLength": 1}, "A token's id.")
+P_NS_PREFIX = _param("prefix", "query", names.PREFIX_SCHEMA, "Namespace prefix.")
+_PATH_PARAMS = {"ns": P_NS, "key": P_KEY, "id": P_TOKEN_ID}
+PUBLIC = {"/healthz", "/openapi.json"}
 
 
 # -- the routes ----------------------------------------------------------------------------------
@@ -290,6 +302,7 @@ class Operation:
     body: type[msgspec.Struct] | None = None
     params: tuple[Schema, ...] = ()
     etag: bool = False
+    status: str = "200"
 
 
 OPERATIONS = [
@@ -415,6 +428,40 @@ OPERATIONS = [
     ),
     Operation(
         "get",
+        "/namespaces",
+        "listNamespaces",
+        "Namespaces ever written that the token may read, in name order.",
+        wire.NamespacesPage,
+        "400",
+        params=(P_NS_PREFIX, P_CURSOR, _limit(100)),
+    ),
+    Operation(
+        "post",
+        "/admin/tokens",
+        "createToken",
+        "Create a token (needs admin on *); the full token is in this response only.",
+        wire.TokenCreated,
+        "400 413 415",
+        wire.TokenBody,
+        status="201",
+    ),
+    Operation(
+        "get",
+        "/admin/tokens",
+        "listTokens",
+        "Every token, without secrets (needs admin on *).",
+        wire.TokenList,
+    ),
+    Operation(
+        "delete",
+        "/admin/tokens/{id}",
+        "revokeToken",
+        "Revoke a token (needs admin on *); within 2 s no server process accepts it.",
+        wire.TokenOut,
+        "404",
+    ),
+    Operation(
+        "get",
         "/healthz",
         "health",
         "200 while the database answers; 503 otherwise or while shutting down.",
@@ -435,6 +482,9 @@ def _operation(op: Operation) -> Schema:
             "ETag": {"description": 'The version, quoted: "3".', "schema": {"type": "string"}}
         }
     statuses = set(op.errors.split()) | {"500", "503"}
+    public = op.path in PUBLIC
+    if not public:
+        statuses |= {"401", "403"}
     out: Schema = {
         "operationId": op.id,
         "summary": op.summary,
@@ -442,8 +492,10 @@ def _operation(op: Operation) -> Schema:
             *(_PATH_PARAMS[name] for name in re.findall(r"\{(\w+)\}", op.path)),
             *op.params,
         ],
-        "responses": {"200": ok, **{status: _error(status) for status in sorted(statuses)}},
+        "responses": {op.status: ok, **{status: _error(status) for status in sorted(statuses)}},
     }
+    if public:
+        out["security"] = []
     if op.body is not None:
         out["requestBody"] = {
             "required": True,
@@ -466,6 +518,7 @@ PATHS["/openapi.json"] = {
             },
             "503": _error("503"),
         },
+        "security": [],
     }
 }
 
@@ -475,10 +528,22 @@ DOCUMENT: Schema = {
         "title": "BotWire Server",
         "version": "0.1.0",
         "description": "Persistent memory for AI agents on an event-sourced append log. Every "
-        "error is JSON {error, code, status, ...}.",
+        "error is JSON {error, code, status, ...}. With BOTWIRE_AUTH=tokens every route but "
+        "/healthz and /openapi.json needs Authorization: Bearer bw_<id>_<secret>.",
     },
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS},
+    "security": [{"bearer": []}],
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token bw_<id>_<secret> (botwire token create, or "
+                "BOTWIRE_ADMIN_TOKEN). Not needed with BOTWIRE_AUTH=off.",
+            }
+        },
+    },
 }
 
 DOCUMENT_BYTES = msgspec.json.encode(DOCUMENT)

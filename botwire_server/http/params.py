@@ -297,3 +297,19 @@ def seconds(micros: int) -> float:
 def iso(micros: int) -> str:
     """ISO-8601 UTC with microseconds, as the extended routes give times."""
     return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- GET /namespaces (kept together at the end of this module) --------------------------------
+
+
+def namespace_prefix(query: QueryParams) -> str | None:
+    """A namespace-name prefix (same rules as a key prefix: no control characters)."""
+    return prefix(query)
+
+
+def namespace_cursor(query: QueryParams) -> str | None:
+    """A cursor that holds the last namespace of the previous page."""
+    payload = read_cursor(query, "n")
+    if payload is not None and names.namespace_problem(payload) is not None:
+        raise bad_cursor(query["cursor"])
+    return payload

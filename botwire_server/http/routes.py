@@ -16,9 +16,9 @@ from starlette.types import Receive, Scope, Send
 
 # The module, not its names: the service imports ``params`` from this package (until names
 # get a module of their own), so either side may be imported first.
-from .. import service
+from .. import auth, service
 from ..settings import Limits
-from ..storage.base import Item
+from ..storage.base import Item, TokenRecord
 from . import body, params, paths, stream, wire
 
 if TYPE_CHECKING:
@@ -51,6 +51,10 @@ def _service(request: Request) -> Service:
     return cast("Service", request.app.state.service)
 
 
+def _who(request: Request) -> auth.Principal:
+    return auth.principal_of(request.scope)
+
+
 def _limits(request: Request) -> Limits:
     return cast(Limits, request.app.state.limits)
 
@@ -75,7 +79,7 @@ async def put_item(request: Request) -> Response:
     value = body.encode_value(put.value, data)
     expected = params.expected_version(headers, put.expected_version, allow_none_match=True)
     result = await _service(request).set(
-        path["ns"], path["key"], value, expected_version=expected, ttl=put.ttl
+        _who(request), path["ns"], path["key"], value, expected_version=expected, ttl=put.ttl
     )
     return _json(
         wire.encode(
@@ -95,7 +99,7 @@ async def put_item(request: Request) -> Response:
 async def get_item(request: Request) -> Response:
     path = request.path_params
     as_of = params.as_of(request.query_params) if request.scope["query_string"] else None
-    item = await _service(request).get(path["ns"], path["key"], as_of=as_of)
+    item = await _service(request).get(_who(request), path["ns"], path["key"], as_of=as_of)
     return _json(
         wire.encode(
             wire.ItemOut(
@@ -118,7 +122,9 @@ async def delete_item(request: Request) -> Response:
     expected = params.expected_version(
         request.headers, params.expected_version_query(request.query_params), allow_none_match=False
     )
-    result = await _service(request).delete(path["ns"], path["key"], expected_version=expected)
+    result = await _service(request).delete(
+        _who(request), path["ns"], path["key"], expected_version=expected
+    )
     return _json(wire.encode(wire.Deleted(True, path["ns"], path["key"], result.revision)))
 
 
@@ -126,6 +132,7 @@ async def list_keys(request: Request) -> Response:
     ns = request.path_params["ns"]
     query = request.query_params
     page = await _service(request).list_keys(
+        _who(request),
         ns,
         prefix=params.prefix(query),
         after=params.key_cursor(query, "k"),
@@ -147,7 +154,7 @@ async def list_keys(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    s = await _service(request).stats()
+    s = await _service(request).stats(_who(request))
     return _json(wire.encode(wire.StatsOut(s.total_entries, s.total_namespaces, s.total_bytes)))
 
 
@@ -158,6 +165,7 @@ async def history(request: Request) -> Response:
     path = request.path_params
     query = request.query_params
     page = await _service(request).history(
+        _who(request),
         path["ns"],
         path["key"],
         before=params.revision_cursor(query, "h"),
@@ -174,7 +182,7 @@ async def history(request: Request) -> Response:
 
 async def namespace_info(request: Request) -> Response:
     ns = request.path_params["ns"]
-    info = await _service(request).info(ns)
+    info = await _service(request).info(_who(request), ns)
     updated = None if info.updated_at is None else params.iso(info.updated_at)
     return _json(
         wire.encode(
@@ -189,6 +197,7 @@ async def snapshot(request: Request) -> Response:
     ns = request.path_params["ns"]
     query = request.query_params
     page = await _service(request).snapshot(
+        _who(request),
         ns,
         prefix=params.prefix(query),
         after=params.key_cursor(query, "s"),
@@ -205,7 +214,9 @@ async def rollback(request: Request) -> Response:
     data = await body.read(request, body.SMALL_BODY_BYTES)
     req = body.decode(data, wire.rollback_decoder)
     to: int | datetime = req.to if isinstance(req.to, int) else params.timestamp(req.to, what="to")
-    result = await _service(request).rollback(ns, to, key=req.key, dry_run=req.dry_run)
+    result = await _service(request).rollback(
+        _who(request), ns, to, key=req.key, dry_run=req.dry_run
+    )
     changed = [wire.ChangeOut(c.key, c.op, _raw(c.value)) for c in result.changes]
     return _json(wire.encode(wire.RollbackOut(ns, result.revision, result.dry_run, changed)))
 
@@ -214,7 +225,7 @@ async def compact(request: Request) -> Response:
     ns = request.path_params["ns"]
     data = await body.read(request, body.SMALL_BODY_BYTES)
     req = body.decode(data, wire.compact_decoder)
-    removed, oldest = await _service(request).compact(ns, before=req.before)
+    removed, oldest = await _service(request).compact(_who(request), ns, before=req.before)
     return _json(wire.encode(wire.CompactOut(ns, removed, oldest)))
 
 
@@ -223,7 +234,7 @@ async def batch(request: Request) -> Response:
     data = await body.read(request, request.app.state.batch_body_limit)
     req = body.decode(data, wire.batch_decoder)
     ops = [_batch_op(op, data) for op in req.ops]
-    done = await _service(request).batch(ns, ops)
+    done = await _service(request).batch(_who(request), ns, ops)
     results = [wire.OpResult(r.key, r.version) for r in done.results]
     return _json(wire.encode(wire.BatchOut(ns, done.revision, results)))
 
@@ -248,7 +259,7 @@ async def get_many(request: Request) -> Response:
         if req.as_of is None or isinstance(req.as_of, int)
         else params.timestamp(req.as_of)
     )
-    revision, items = await _service(request).get_many(ns, req.keys, as_of=as_of)
+    revision, items = await _service(request).get_many(_who(request), ns, req.keys, as_of=as_of)
     out = {k: None if i is None else _item_at(i) for k, i in items.items()}
     return _json(wire.encode(wire.ItemsOut(ns, revision, out)))
 
@@ -269,6 +280,7 @@ async def changes(request: Request) -> Response:
     ns = request.path_params["ns"]
     query = request.query_params
     page = await _service(request).changes(
+        _who(request),
         ns,
         after=params.revision_param(query, "after") or 0,
         limit=params.limit(query, 100),
@@ -284,8 +296,73 @@ async def watch(request: Request) -> Response:
     after = params.last_event_id(params.headers(request.scope))
     if after is None:
         after = params.revision_param(query, "after")
-    feed = await _service(request).watch(ns, after=after, prefix=params.prefix(query))
-    return stream.EventStream(feed, keepalive=request.app.state.settings.watch_keepalive)
+    feed = await _service(request).watch(
+        _who(request), ns, after=after, prefix=params.prefix(query)
+    )
+    who = _who(request)
+    svc = _service(request)
+    return stream.EventStream(
+        feed,
+        keepalive=request.app.state.settings.watch_keepalive,
+        still_valid=(lambda: svc.still_valid(who)) if who.stored else None,
+    )
+
+
+async def list_namespaces(request: Request) -> Response:
+    query = request.query_params
+    page = await _service(request).list_namespaces(
+        _who(request),
+        prefix=params.namespace_prefix(query),
+        after=params.namespace_cursor(query),
+        limit=params.limit(query, 100),
+    )
+    rows = [
+        wire.NamespaceEntry(i.namespace, i.revision, i.keys, i.bytes, _iso(i.updated_at))
+        for i in page.rows
+    ]
+    cursor = params.make_cursor("n", page.rows[-1].namespace) if page.more else None
+    return _json(wire.encode(wire.NamespacesPage(rows, cursor)))
+
+
+def _grants_out(text: str) -> list[wire.GrantIn]:
+    return [wire.GrantIn(g.namespaces, g.access) for g in auth.decode_grants(text)]
+
+
+def _token_out(t: TokenRecord) -> wire.TokenOut:
+    return wire.TokenOut(
+        t.id,
+        t.name,
+        _grants_out(t.grants),
+        params.iso(t.created_at),
+        _iso(t.expires_at),
+        _iso(t.revoked_at),
+        _iso(t.last_used_at),
+    )
+
+
+async def create_token(request: Request) -> Response:
+    data = await body.read(request, body.SMALL_BODY_BYTES)
+    req = body.decode(data, wire.token_decoder)
+    grants = [auth.Grant(g.namespaces, g.access) for g in req.grants]
+    record, token = await _service(request).create_token(
+        _who(request), req.name, grants, expires_in=req.expires_in
+    )
+    out = wire.TokenCreated(
+        record.id, record.name, token, _grants_out(record.grants), _iso(record.expires_at)
+    )
+    response = _json(wire.encode(out))
+    response.status_code = 201
+    return response
+
+
+async def list_tokens(request: Request) -> Response:
+    tokens = await _service(request).list_tokens(_who(request))
+    return _json(wire.encode(wire.TokenList([_token_out(t) for t in tokens])))
+
+
+async def revoke_token(request: Request) -> Response:
+    record = await _service(request).revoke_token(_who(request), request.path_params["id"])
+    return _json(wire.encode(_token_out(record)))
 
 
 async def healthz(request: Request) -> Response:
@@ -336,6 +413,9 @@ ROUTES = [
     _route("/namespaces/{ns}/changes", GET=changes),
     _route("/namespaces/{ns}/watch", GET=watch),
     _route("/namespaces/{ns}", GET=namespace_info),
+    _route("/namespaces", GET=list_namespaces),
+    _route("/admin/tokens", GET=list_tokens, POST=create_token),
+    _route("/admin/tokens/{id}", DELETE=revoke_token),
     _route("/healthz", GET=healthz),
     _route("/openapi.json", GET=openapi),
 ]

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import BotWireServerError
+from ..errors import BotWireServerError, Unauthenticated
 from ..storage.base import Changes, Event
 from ..watch import Watch, WatchClosed
 from . import params, wire
@@ -31,6 +33,8 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 KEEPALIVE = b": keepalive\n\n"
+# Seconds between checks that the stream's token is still valid (revoked, expired).
+RECHECK = 2.0
 
 
 def feed_event(e: Event) -> wire.FeedEvent:
@@ -66,13 +70,22 @@ class EventStream(Response):
     """A ``text/event-stream`` response that follows ``watch`` until the client leaves or the
     server shuts down; it closes the watch in every case."""
 
-    def __init__(self, watch: Watch, *, keepalive: float) -> None:
+    def __init__(
+        self,
+        watch: Watch,
+        *,
+        keepalive: float,
+        still_valid: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.status_code = 200
         self.background = None
         self.body = b""
         self.raw_headers = list(HEADERS)
         self.watch = watch
         self.keepalive = keepalive
+        # Asked at each wake-up (at most every RECHECK seconds): False ends the stream with an
+        # ``unauthenticated`` error event (the token was revoked or expired).
+        self.still_valid = still_valid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -92,16 +105,30 @@ class EventStream(Response):
             self.watch.close()
 
     async def _stream(self, send: Send) -> None:
+        wait = self.keepalive if self.still_valid is None else min(self.keepalive, RECHECK)
+        sent = checked = time.monotonic()
         try:
             while True:
                 try:
-                    page = await self.watch.next(self.keepalive)
+                    page = await self.watch.next(wait)
                 except WatchClosed:
                     break
                 except BotWireServerError as exc:
                     await _body(send, encode_error(exc))
                     break
-                await _body(send, KEEPALIVE if page is None else encode_page(page))
+                now = time.monotonic()
+                if self.still_valid is not None and now - checked >= min(wait, RECHECK) * 0.9:
+                    checked = now
+                    if not await self.still_valid():
+                        gone = Unauthenticated("The token of this stream was revoked or expired.")
+                        await _body(send, encode_error(gone))
+                        break
+                if page is not None:
+                    await _body(send, encode_page(page))
+                    sent = now
+                elif now - sent >= self.keepalive * 0.9:
+                    await _body(send, KEEPALIVE)
+                    sent = now
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the client went away while we wrote
             pass

@@ -37,6 +37,21 @@ class CompactBody(msgspec.Struct, forbid_unknown_fields=True):
     before: Revision
 
 
+class GrantIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``namespaces``: an exact namespace or a prefix ending in ``*`` (``*``: every one)."""
+
+    namespaces: str
+    access: Literal["read", "write", "admin"]
+
+
+class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A new token: a name, 1-100 grants, and seconds until it expires (none: never)."""
+
+    name: str
+    grants: list[GrantIn]
+    expires_in: float | None = None
+
+
 class SetOp(msgspec.Struct, tag_field="op", tag="set", forbid_unknown_fields=True):
     """Set ``key`` to ``value``; ``ttl``: seconds until it expires."""
 
@@ -175,6 +190,47 @@ class CompactOut(msgspec.Struct):
     oldest_revision: int
 
 
+class NamespaceEntry(msgspec.Struct):
+    namespace: str
+    revision: int
+    keys: int
+    bytes: int
+    updated_at: str | None
+
+
+class NamespacesPage(msgspec.Struct):
+    """Namespaces the token may read, in name order."""
+
+    namespaces: list[NamespaceEntry]
+    next_cursor: str | None
+
+
+class TokenOut(msgspec.Struct):
+    """A token without its secret. Times are ISO-8601 UTC; null: never (or not yet)."""
+
+    id: str
+    name: str
+    grants: list[GrantIn]
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+class TokenCreated(msgspec.Struct):
+    """A new token; ``token`` is the full secret token, shown only in this response."""
+
+    id: str
+    name: str
+    token: str
+    grants: list[GrantIn]
+    expires_at: str | None
+
+
+class TokenList(msgspec.Struct):
+    tokens: list[TokenOut]
+
+
 class Health(msgspec.Struct):
     status: str
 
@@ -263,3 +319,4 @@ rollback_decoder = msgspec.json.Decoder(RollbackBody)
 compact_decoder = msgspec.json.Decoder(CompactBody)
 batch_decoder = msgspec.json.Decoder(BatchBody)
 get_decoder = msgspec.json.Decoder(GetBody)
+token_decoder = msgspec.json.Decoder(TokenBody)

@@ -231,6 +231,20 @@ class Stats(msgspec.Struct, frozen=True):
     total_bytes: int
 
 
+class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An API token as stored: never the secret, only its SHA-256 (hex). ``grants`` is JSON
+    text, which the store keeps as it is (``botwire_server.auth`` reads it)."""
+
+    id: str
+    name: str
+    secret_hash: str
+    grants: str
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+
 class Store(abc.ABC):
     """One event-sourced key-value store. Every backend passes ``tests/test_conformance.py``.
 
@@ -409,6 +423,37 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> Stats:
         """Totals over every namespace: live keys, namespaces holding keys, live bytes."""
+
+    @abc.abstractmethod
+    async def list_namespaces(
+        self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Sequence[NamespaceInfo]:
+        """Up to ``limit`` (at most 1000) namespaces ever written (revision > 0), in name
+        order, strictly after ``after``, whose name starts with ``prefix``."""
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_token(self, token: TokenRecord) -> None:
+        """Store a new token. Ids are random; one already taken raises ``InvalidInput``."""
+
+    @abc.abstractmethod
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        """The token with this id (revoked and expired ones included), or None. One index
+        seek: verification never scans."""
+
+    @abc.abstractmethod
+    async def list_tokens(self) -> Sequence[TokenRecord]:
+        """Every token, revoked and expired ones included, oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_token(self, token_id: str, *, at: int) -> TokenRecord | None:
+        """Mark the token revoked at ``at`` (a second revocation keeps the first time);
+        return it, or None when no token has this id."""
+
+    @abc.abstractmethod
+    async def touch_token(self, token_id: str, *, at: int) -> None:
+        """Record that the token was used at ``at`` (callers do so at most once a minute)."""
 
 
 def _write_result(done: Committed) -> WriteResult:

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
+from ..errors import InvalidInput
 from .base import (
     AsOf,
     Changes,
@@ -25,6 +28,7 @@ from .base import (
     RollbackResult,
     Stats,
     Store,
+    TokenRecord,
     Write,
     check_after,
     check_limit,
@@ -59,6 +63,7 @@ class MemoryStore(Store):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._namespaces: dict[str, _Namespace] = {}
+        self._tokens: dict[str, TokenRecord] = {}
 
     async def open(self) -> None:
         pass
@@ -328,6 +333,41 @@ class MemoryStore(Store):
             len(spaces),
             sum(s.live_bytes for s in spaces),
         )
+
+    async def list_namespaces(
+        self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Sequence[NamespaceInfo]:
+        limit = check_limit(limit)
+        names = sorted(
+            name
+            for name, ns in self._namespaces.items()
+            if ns.revision
+            and (not prefix or name.startswith(prefix))
+            and (after is None or name > after)
+        )
+        return [await self.info(name) for name in names[:limit]]
+
+    async def create_token(self, token: TokenRecord) -> None:
+        if token.id in self._tokens:
+            raise InvalidInput(f"A token with id {token.id!r} exists already.")
+        self._tokens[token.id] = token
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        return self._tokens.get(token_id)
+
+    async def list_tokens(self) -> Sequence[TokenRecord]:
+        return sorted(self._tokens.values(), key=lambda t: (t.created_at, t.id))
+
+    async def revoke_token(self, token_id: str, *, at: int) -> TokenRecord | None:
+        token = self._tokens.get(token_id)
+        if token is not None and token.revoked_at is None:
+            token = self._tokens[token_id] = msgspec.structs.replace(token, revoked_at=at)
+        return token
+
+    async def touch_token(self, token_id: str, *, at: int) -> None:
+        token = self._tokens.get(token_id)
+        if token is not None:
+            self._tokens[token_id] = msgspec.structs.replace(token, last_used_at=at)
 
 
 __all__ = ["MemoryStore"]

@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from ..errors import BatchConflict, BotWireServerError, Unavailable
+from ..errors import BatchConflict, BotWireServerError, InvalidInput, Unavailable
 from ..settings import Limits, Settings
 from . import postgres_sql as queries
 from .base import (
@@ -71,6 +71,7 @@ from .base import (
     RollbackResult,
     Stats,
     Store,
+    TokenRecord,
     Write,
     check_after,
     check_limit,
@@ -893,6 +894,79 @@ class PostgresStore(Store):
             return Stats(*row.values())
 
         return await self._read(work)
+
+    async def list_namespaces(
+        self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Sequence[NamespaceInfo]:
+        limit = check_limit(limit)
+
+        async def work(conn: Any) -> list[NamespaceInfo]:
+            # left(name, n) = prefix rather than LIKE: a prefix may hold % and _.
+            rows = await conn.fetch(
+                "SELECT name, revision, live_keys, live_bytes, oldest_revision, last_at"
+                " FROM namespaces WHERE revision > 0 AND name > $1"
+                " AND left(name, $2) = $3 ORDER BY name LIMIT $4",
+                after or "",
+                len(prefix or ""),
+                prefix or "",
+                limit,
+            )
+            return [NamespaceInfo(*row.values()) for row in rows]
+
+        return await self._read(work)
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    async def create_token(self, token: TokenRecord) -> None:
+        async def work(conn: Any) -> str:
+            return str(
+                await conn.execute(
+                    f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    *(getattr(token, name) for name in _TOKEN_FIELDS),
+                )
+            )
+
+        status = await self._run(work, transaction=False, commits=True)
+        if status.split()[-1] == "0":
+            raise InvalidInput(f"A token with id {token.id!r} exists already.")
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        async def work(conn: Any) -> TokenRecord | None:
+            row = await conn.fetchrow(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = $1", token_id
+            )
+            return None if row is None else TokenRecord(**dict(row.items()))
+
+        return await self._read(work)
+
+    async def list_tokens(self) -> Sequence[TokenRecord]:
+        async def work(conn: Any) -> list[TokenRecord]:
+            rows = await conn.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id")
+            return [TokenRecord(**dict(row.items())) for row in rows]
+
+        return await self._read(work)
+
+    async def revoke_token(self, token_id: str, *, at: int) -> TokenRecord | None:
+        async def work(conn: Any) -> None:
+            await conn.execute(
+                "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                token_id,
+                at,
+            )
+
+        await self._run(work, transaction=False, commits=True)
+        return await self.get_token(token_id)
+
+    async def touch_token(self, token_id: str, *, at: int) -> None:
+        async def work(conn: Any) -> None:
+            await conn.execute("UPDATE tokens SET last_used_at = $2 WHERE id = $1", token_id, at)
+
+        await self._run(work, transaction=False, commits=True)
+
+
+_TOKEN_FIELDS = TokenRecord.__struct_fields__
+_TOKEN_COLUMNS = ", ".join(_TOKEN_FIELDS)
 
 
 __all__ = ["PostgresStore", "MIGRATION_LOCK"]

@@ -55,7 +55,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.to_thread
 
-from ..errors import BotWireServerError, Unavailable
+from ..errors import BotWireServerError, InvalidInput, Unavailable
 from ..settings import Limits
 from .base import (
     AsOf,
@@ -70,6 +70,7 @@ from .base import (
     RollbackResult,
     Stats,
     Store,
+    TokenRecord,
     Write,
     check_after,
     check_limit,
@@ -692,3 +693,74 @@ class SQLiteStore(Store):
             return Stats(row[0], row[1], row[2])
 
         return await self._in_thread(work)
+
+    async def list_namespaces(
+        self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
+    ) -> Sequence[NamespaceInfo]:
+        limit = check_limit(limit)
+
+        def work(conn: sqlite3.Connection) -> list[NamespaceInfo]:
+            rows = conn.execute(
+                "SELECT name, revision, live_keys, live_bytes, oldest_revision, last_at"
+                " FROM namespaces WHERE revision > 0 AND name > ? AND substr(name, 1, ?) = ?"
+                " ORDER BY name LIMIT ?",
+                (after or "", len(prefix or ""), prefix or "", limit),
+            )
+            return [NamespaceInfo(*row) for row in rows]
+
+        return await self._in_thread(work)
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    async def create_token(self, token: TokenRecord) -> None:
+        def op(batch: _Batch) -> None:
+            conn = batch.conn
+            if conn.execute("SELECT 1 FROM tokens WHERE id = ?", (token.id,)).fetchone():
+                raise InvalidInput(f"A token with id {token.id!r} exists already.")
+            conn.execute(
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _token_row(token),
+            )
+
+        await self._submit(op)
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        conn = self._read_conn()
+        with translated(self.path):
+            row = conn.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        return None if row is None else TokenRecord(**dict(zip(_TOKEN_FIELDS, row, strict=True)))
+
+    async def list_tokens(self) -> Sequence[TokenRecord]:
+        def work(conn: sqlite3.Connection) -> list[TokenRecord]:
+            rows = conn.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+            ).fetchall()
+            return [TokenRecord(**dict(zip(_TOKEN_FIELDS, row, strict=True))) for row in rows]
+
+        return await self._in_thread(work)
+
+    async def revoke_token(self, token_id: str, *, at: int) -> TokenRecord | None:
+        def op(batch: _Batch) -> None:
+            batch.conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, token_id),
+            )
+
+        await self._submit(op)
+        return await self.get_token(token_id)
+
+    async def touch_token(self, token_id: str, *, at: int) -> None:
+        def op(batch: _Batch) -> None:
+            batch.conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (at, token_id))
+
+        await self._submit(op)
+
+
+_TOKEN_FIELDS = TokenRecord.__struct_fields__
+_TOKEN_COLUMNS = ", ".join(_TOKEN_FIELDS)
+
+
+def _token_row(token: TokenRecord) -> tuple[Any, ...]:
+    return tuple(getattr(token, name) for name in _TOKEN_FIELDS)
