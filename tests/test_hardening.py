@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from server_process import ServerProcess, clean_env, free_port
 
 from botwire_server.cli import exposed_without_auth
+from botwire_server.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -311,33 +311,23 @@ def test_a_weak_etag_in_if_match_is_refused(server: ServerProcess) -> None:
 BOTWIRE = str(Path(sys.executable).parent / "botwire")
 
 
-@dataclass
-class StandIn:
-    """Settings as token auth will have them (``auth``, ``admin_token``), or as they are now."""
-
-    host: str
-    auth: str | None = None
-    admin_token: str | None = None
-
-
 @pytest.mark.parametrize(
     "host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"]
 )
 def test_loopback_hosts_need_no_auth(host: str) -> None:
-    assert exposed_without_auth(StandIn(host)) is None
-    assert exposed_without_auth(SimpleNamespace(host=host)) is None
+    assert exposed_without_auth(Settings(host=host)) is None
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "botwire.internal"])
 def test_other_hosts_need_auth_off_or_a_token(host: str) -> None:
-    for refused in (SimpleNamespace(host=host), StandIn(host), StandIn(host, auth="tokens")):
+    for refused in (Settings(host=host), Settings(host=host, auth="tokens")):
         message = exposed_without_auth(refused)
         assert message is not None
         assert message.startswith(f"refusing to serve on {host} without authentication")
         assert "BOTWIRE_AUTH=off" in message and "BOTWIRE_ADMIN_TOKEN" in message
-    assert exposed_without_auth(StandIn(host, auth="off")) is None
-    assert exposed_without_auth(StandIn(host, auth="tokens", admin_token="bw_a_b")) is None
-    assert exposed_without_auth(StandIn(host), has_tokens=True) is None
+    assert exposed_without_auth(Settings(host=host, auth="off")) is None
+    assert exposed_without_auth(Settings(host=host, auth="tokens", admin_token="bw_a_b")) is None
+    assert exposed_without_auth(Settings(host=host), has_tokens=True) is None
 
 
 def test_serve_on_every_interface_without_auth_exits_2(tmp_path: Path) -> None:

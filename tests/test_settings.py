@@ -163,6 +163,6 @@ def test_readme_documents_every_setting_with_its_default() -> None:
     for name, dest, *_ in VARIABLES:
         documented, meaning = rows[name]
         value = field_value(default, dest)
-        shown = "(unset)" if value is None or value == () else str(value)
+        shown = "(unset)" if value in (None, (), "") else str(value)
         assert documented == shown, name
         assert meaning, name
