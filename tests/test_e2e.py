@@ -87,6 +87,12 @@ def test_any_valid_name_on_a_real_server(tmp_path: Path) -> None:
                 assert [e["value"] for e in c.get(f"{path}/history").json()["events"]] == [i]
             listed = c.get(f"/memory/{seg_ns}").json()
             assert [k["key"] for k in listed["keys"]] == sorted(NAMES)
+            # The change feed and a batch carry the same names.
+            feed = c.get(f"/namespaces/{seg_ns}/changes").json()
+            assert [e["key"] for e in feed["events"]] == NAMES
+            ops = [{"op": "set", "key": key, "value": -i} for i, key in enumerate(NAMES)]
+            batch = c.post(f"/namespaces/{seg_ns}/batch", json={"ops": ops}).json()
+            assert [r["key"] for r in batch["results"]] == NAMES
         # Over the limits: refused, nothing written.
         for path in ("/memory/ns/" + "k" * 1025, "/memory/" + "n" * 257 + "/k"):
             r = c.put(path, json={"value": 1})
@@ -97,8 +103,10 @@ def test_any_valid_name_on_a_real_server(tmp_path: Path) -> None:
         assert c.get("/stats/memory").json()["total_entries"] == 2 * len(NAMES)
         # Our client, sync and async, encodes each name as one segment.
         memory = Memory("team:1/notes", server.url)
-        assert memory.get("notes/2026-11.md") == 2 and memory.get("a%2Fb") == 3
-        assert asyncio.run(memory.aget("k" * 1024)) == 7
+        assert memory.get("notes/2026-11.md") == -2 and memory.get("a%2Fb") == -3
+        changed = [e.key for e in memory.changes(after=len(NAMES))]
+        assert changed == sorted(NAMES)  # the batch: one revision, its events in key order
+        assert asyncio.run(memory.aget("k" * 1024)) == -7
         with pytest.raises(InvalidRequest, match="1025 bytes"):
             memory.get("k" * 1025)
         memory.close()
