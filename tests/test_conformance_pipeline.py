@@ -388,3 +388,18 @@ async def test_rollback_sees_keys_expired_without_an_event(
     assert result.changes == [Change("k", "set", b"x")]
     item = await store.get(NS, "k")
     assert item is not None and item.value == b"x"
+
+
+async def test_a_set_after_an_unswept_expiry_starts_a_new_incarnation(
+    clocked: tuple[Store, FakeClock],
+) -> None:
+    store, clock = clocked
+    await store.set(NS, "k", b"1", ttl=S)  # revision 1
+    clock.advance(1)  # expired at the next commit's time, no expire event
+    w = await store.set(NS, "k", b"2")  # revision 2: a new incarnation
+    assert w.created_revision == 2
+    for as_of in (None, 2):
+        item = await store.get(NS, "k", as_of=as_of)
+        assert item is not None and (item.created_revision, item.created_at) == (2, w.at)
+    listed = await store.list(NS, as_of=2)
+    assert [(i.key, i.created_revision) for i in listed] == [("k", 2)]

@@ -47,9 +47,10 @@ class _Namespace:
     events: dict[str, list[Event]] = field(default_factory=dict)  # per key, oldest first
     log: list[Event] = field(default_factory=list)  # every kept event, in commit order
     current: dict[str, Item] = field(default_factory=dict)  # stored rows, expired or not
-    # (key, revision) of a set that compaction made a key's oldest kept event -> the
-    # (created_revision, created_at) of its incarnation, whose first event may be gone.
-    created_before_floor: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    # (key, revision) of each kept set event -> the (created_revision, created_at) of the
+    # incarnation it belongs to, decided by plan_commit when it was written (an expired key
+    # set again starts a new incarnation without a tombstone in between).
+    created: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def revision(self) -> int:
@@ -83,23 +84,16 @@ class MemoryStore(Store):
         return self._namespaces.get(namespace) or _Namespace()
 
     def _item_at(self, ns: _Namespace, key: str, revision: int) -> Item | None:
-        created: Event | None = None
         last: Event | None = None
         for event in ns.events.get(key, []):
             if event.revision > revision:
                 break
-            if event.op != "set":
-                created = None
-            elif created is None:
-                created = event
             last = event
-        if last is None or last.op != "set" or created is None or last.value is None:
+        if last is None or last.op != "set" or last.value is None:
             return None
         if not visible(last.expires_at, ns.time_of(revision)):
             return None
-        created_revision, created_at = ns.created_before_floor.get(
-            (key, created.revision), (created.revision, created.at)
-        )
+        created_revision, created_at = ns.created[(key, last.revision)]
         return Item(
             key, last.value, last.revision, created_revision, created_at, last.at, last.expires_at
         )
@@ -131,6 +125,7 @@ class MemoryStore(Store):
                 ns.log.append(event)
                 if p.op == "set":
                     assert p.value is not None
+                    ns.created[(p.key, plan.revision)] = (p.created_revision, p.created_at)
                     ns.current[p.key] = Item(
                         p.key,
                         p.value,
@@ -210,9 +205,8 @@ class MemoryStore(Store):
                 if event.revision <= before:
                     keep_from = i if event.op == "set" else i + 1
             kept = events[keep_from:]
-            if kept and keep_from and kept[0].op == "set":
-                created = self._created(ns, key, kept[0].revision)
-                ns.created_before_floor[(key, kept[0].revision)] = created
+            for gone in events[:keep_from]:
+                ns.created.pop((key, gone.revision), None)
             removed += len(events) - len(kept)
             if kept:
                 ns.events[key] = kept
@@ -222,16 +216,6 @@ class MemoryStore(Store):
         ns.log = [e for e in ns.log if (e.key, e.revision) in kept_ids]
         ns.state.oldest = before
         return removed
-
-    @staticmethod
-    def _created(ns: _Namespace, key: str, revision: int) -> tuple[int, int]:
-        created: Event | None = None
-        for event in ns.events[key]:
-            if event.revision > revision:
-                break
-            created = None if event.op != "set" else created or event
-        assert created is not None
-        return ns.created_before_floor.get((key, created.revision), (created.revision, created.at))
 
     async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
         now = self.clock()
