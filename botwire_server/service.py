@@ -25,11 +25,10 @@ from typing import Generic, Literal, TypeVar
 
 import msgspec
 
-from . import auth
+from . import auth, naming
 from .auth import Access, Authenticator, Grant, Principal
 from .errors import InvalidInput, NotFound
 from .expiry import Sweeper
-from .http import params  # the name validators; a shared names module will replace them
 from .settings import Settings
 from .storage.base import (
     MAX_OPS,
@@ -113,7 +112,7 @@ async def _page(
 
 def _allow(who: Principal, namespace: str, access: Access) -> str:
     """The one access check of a namespace verb: the validated name, or ``Forbidden``."""
-    ns = params.namespace(namespace)
+    ns = naming.namespace(namespace)
     who.require(ns, access)
     return ns
 
@@ -203,7 +202,7 @@ class Service:
     ) -> WriteResult:
         """Set ``key`` to ``value`` (encoded JSON); ``ttl``: seconds until it expires."""
         ns = _allow(who, namespace, "write")
-        k = params.key(key)
+        k = naming.key(key)
         return await self.store.set(
             ns, k, value, expected_version=expected_version, ttl=ttl_micros(ttl)
         )
@@ -212,7 +211,7 @@ class Service:
         self, who: Principal, namespace: str, key: str, *, expected_version: int | None = None
     ) -> WriteResult:
         ns = _allow(who, namespace, "write")
-        k = params.key(key)
+        k = naming.key(key)
         return await self.store.delete(ns, k, expected_version=expected_version)
 
     async def batch(self, who: Principal, namespace: str, ops: Sequence[BatchOp]) -> Committed:
@@ -223,7 +222,7 @@ class Service:
         writes = [
             Write(
                 op=op.op,
-                key=params.key(op.key),
+                key=naming.key(op.key),
                 value=op.value,
                 expected_version=op.expected_version,
                 ttl=ttl_micros(op.ttl),
@@ -242,7 +241,7 @@ class Service:
         dry_run: bool = False,
     ) -> RollbackResult:
         ns = _allow(who, namespace, "write")
-        k = None if key is None else params.key(key)
+        k = None if key is None else naming.key(key)
         return await self.store.rollback(ns, to, key=k, dry_run=dry_run)
 
     async def compact(self, who: Principal, namespace: str, *, before: int) -> tuple[int, int]:
@@ -256,7 +255,7 @@ class Service:
     async def get(self, who: Principal, namespace: str, key: str, *, as_of: AsOf = None) -> Item:
         """The key now or at ``as_of``; ``NotFound`` (key_not_found) when absent."""
         ns = _allow(who, namespace, "read")
-        k = params.key(key)
+        k = naming.key(key)
         item = await self.store.get(ns, k, as_of=as_of)
         if item is None:
             raise key_not_found(ns, k)
@@ -268,7 +267,7 @@ class Service:
         """1-1000 keys read at ONE revision: (that revision, key -> item or None)."""
         ns = _allow(who, namespace, "read")
         _count("keys", len(keys), MAX_KEYS)
-        return await self.store.get_many(ns, [params.key(k) for k in keys], as_of=as_of)
+        return await self.store.get_many(ns, [naming.key(k) for k in keys], as_of=as_of)
 
     async def list_keys(
         self,
@@ -326,7 +325,7 @@ class Service:
     ) -> Page[Event]:
         """A key's events, newest first, with revisions below ``before``."""
         ns = _allow(who, namespace, "read")
-        k = params.key(key)
+        k = naming.key(key)
         store = self.store
         events, more = await _page(
             lambda n: store.history(ns, k, before=before, limit=n),

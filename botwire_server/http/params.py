@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from botwire_client import names
 
+from .. import naming
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from .wire import MAX_INT
 
@@ -33,18 +34,8 @@ _shown = names.shown
 # (``paths``).
 
 
-def namespace(raw: str) -> str:
-    problem = names.namespace_problem(raw)
-    if problem is not None:
-        raise InvalidInput(problem, code="invalid_name")
-    return raw
-
-
-def key(raw: str) -> str:
-    problem = names.key_problem(raw)
-    if problem is not None:
-        raise InvalidInput(problem, code="invalid_name")
-    return raw
+namespace = naming.namespace
+key = naming.key
 
 
 # -- query parameters ------------------------------------------------------------------------

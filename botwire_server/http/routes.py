@@ -14,8 +14,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-# The module, not its names: the service imports ``params`` from this package (until names
-# get a module of their own), so either side may be imported first.
 from .. import auth, service
 from ..settings import Limits
 from ..storage.base import Item, TokenRecord
