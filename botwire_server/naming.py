@@ -21,3 +21,10 @@ def key(raw: str) -> str:
     if problem is not None:
         raise InvalidInput(problem, code="invalid_name")
     return raw
+
+
+def prefix(raw: str) -> str:
+    problem = names.prefix_problem(raw)
+    if problem is not None:
+        raise InvalidInput(problem, code="invalid_name")
+    return raw

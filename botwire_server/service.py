@@ -40,6 +40,7 @@ from .storage.base import (
     Item,
     NamespaceInfo,
     RollbackResult,
+    Selected,
     Stats,
     Store,
     TokenRecord,
@@ -313,6 +314,29 @@ class Service:
             limit,
         )
         return Page(items, more, revision)
+
+    async def select(
+        self,
+        who: Principal,
+        namespace: str,
+        *,
+        where: dict[str, object] | None = None,
+        prefix: str | None = None,
+        offset: int = 0,
+        limit: int = 10,
+        as_of: AsOf = None,
+    ) -> Selected:
+        """The filtered listing (``Store.select``): matching items at one revision, in key
+        order, after skipping ``offset`` matches; ``limit`` 1-1000."""
+        ns = _allow(who, namespace, "read")
+        _count("items a page", limit, 1000)
+        if offset < 0:
+            raise InvalidInput("offset must be >= 0.", code="invalid_body")
+        if prefix:
+            naming.prefix(prefix)
+        return await self.store.select(
+            ns, where=where, prefix=prefix or None, offset=offset, limit=limit, as_of=as_of
+        )
 
     async def history(
         self,

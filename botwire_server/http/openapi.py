@@ -409,6 +409,16 @@ OPERATIONS = [
         wire.GetBody,
     ),
     Operation(
+        "post",
+        "/namespaces/{ns}/query",
+        "query",
+        "Items whose JSON value matches a filter (equality, $eq $ne $gt $gte $lt $lte, nested "
+        "fields), in key order at one revision, with offset and limit (1-1000).",
+        wire.QueryOut,
+        "400 410 413 415",
+        wire.QueryBody,
+    ),
+    Operation(
         "get",
         "/namespaces/{ns}/changes",
         "changes",

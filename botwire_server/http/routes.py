@@ -262,6 +262,28 @@ async def get_many(request: Request) -> Response:
     return _json(wire.encode(wire.ItemsOut(ns, revision, out)))
 
 
+async def query(request: Request) -> Response:
+    ns = request.path_params["ns"]
+    data = await body.read(request, body.KEYS_BODY_BYTES)
+    req = body.decode(data, wire.query_decoder)
+    as_of: int | datetime | None = (
+        req.as_of
+        if req.as_of is None or isinstance(req.as_of, int)
+        else params.timestamp(req.as_of)
+    )
+    found = await _service(request).select(
+        _who(request),
+        ns,
+        where=req.filter,
+        prefix=req.prefix,
+        offset=req.offset,
+        limit=req.limit,
+        as_of=as_of,
+    )
+    items = [_item_at(i) for i in found.items]
+    return _json(wire.encode(wire.QueryOut(ns, found.revision, items, found.skipped, found.more)))
+
+
 def _item_at(i: Item) -> wire.ItemAt:
     return wire.ItemAt(
         i.key,
@@ -408,6 +430,7 @@ ROUTES = [
     _route("/namespaces/{ns}/compact", POST=compact),
     _route("/namespaces/{ns}/batch", POST=batch),
     _route("/namespaces/{ns}/get", POST=get_many),
+    _route("/namespaces/{ns}/query", POST=query),
     _route("/namespaces/{ns}/changes", GET=changes),
     _route("/namespaces/{ns}/watch", GET=watch),
     _route("/namespaces/{ns}", GET=namespace_info),

@@ -88,6 +88,17 @@ class GetBody(msgspec.Struct, forbid_unknown_fields=True):
     as_of: Revision | str | None = None
 
 
+class QueryBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A filtered listing: items whose value matches ``filter`` (see ``botwire_server.filters``)
+    and whose key starts with ``prefix``, in key order, skipping ``offset`` matches."""
+
+    filter: dict[str, Any] | None = None
+    prefix: str | None = None
+    offset: int = 0
+    limit: int = 10
+    as_of: Revision | str | None = None
+
+
 # -- responses -------------------------------------------------------------------------------
 
 
@@ -260,6 +271,17 @@ class ItemAt(msgspec.Struct):
     expires_at: str | None
 
 
+class QueryOut(msgspec.Struct):
+    """The matching items at ``revision``; ``skipped``: matches the offset passed over;
+    ``more``: whether more matches follow."""
+
+    namespace: str
+    revision: int
+    items: list[ItemAt]
+    skipped: int
+    more: bool
+
+
 class ItemsOut(msgspec.Struct):
     """Each requested key's item, or null when absent at ``revision``."""
 
@@ -319,4 +341,5 @@ rollback_decoder = msgspec.json.Decoder(RollbackBody)
 compact_decoder = msgspec.json.Decoder(CompactBody)
 batch_decoder = msgspec.json.Decoder(BatchBody)
 get_decoder = msgspec.json.Decoder(GetBody)
+query_decoder = msgspec.json.Decoder(QueryBody)
 token_decoder = msgspec.json.Decoder(TokenBody)

@@ -87,6 +87,7 @@ from typing import Literal
 
 import msgspec
 
+from .. import filters
 from ..errors import (
     BatchConflict,
     Conflict,
@@ -223,6 +224,16 @@ class NamespaceInfo(msgspec.Struct, frozen=True):
     bytes: int
     oldest_revision: int
     updated_at: int | None
+
+
+class Selected(msgspec.Struct, frozen=True):
+    """One page of a filtered listing (``Store.select``): the revision read, the matching
+    items, how many matches the offset skipped, and whether more matches follow."""
+
+    revision: int
+    items: list[Item]
+    skipped: int
+    more: bool
 
 
 class Stats(msgspec.Struct, frozen=True):
@@ -430,6 +441,68 @@ class Store(abc.ABC):
     ) -> Sequence[NamespaceInfo]:
         """Up to ``limit`` (at most 1000) namespaces ever written (revision > 0), in name
         order, strictly after ``after``, whose name starts with ``prefix``."""
+
+    async def select(
+        self,
+        namespace: str,
+        *,
+        where: Mapping[str, object] | None = None,
+        prefix: str | None = None,
+        offset: int = 0,
+        limit: int = 10,
+        as_of: AsOf = None,
+    ) -> Selected:
+        """The filtered listing: in key order, the items present at ONE revision (the head, or
+        ``as_of``) whose key starts with ``prefix`` and whose value matches the filter
+        ``where`` (``botwire_server.filters`` holds its rules), skipping the first ``offset``
+        matches and returning at most ``limit``. Raises ``InvalidInput`` for a bad filter.
+
+        Every backend evaluates the filter here, over its own ``list`` at the pinned revision,
+        in the server process (one home of the filter rules); a backend may override it with a
+        query of its database that gives the same answers (``tests/test_conformance_select``).
+        """
+        matches = filters.compile_filter(where)
+        if as_of is not None:
+            revision = await self.resolve(namespace, as_of)
+            return await self._select(namespace, matches, prefix, offset, limit, revision)
+        # A current read leaves out keys whose TTL has passed, which only the current listing
+        # knows (a past read judges expiry at that revision's commit time), so it reads the
+        # current table page by page and checks that no commit landed meanwhile.
+        for _attempt in range(5):
+            head = await self.head(namespace)
+            found = await self._select(namespace, matches, prefix, offset, limit, None)
+            if await self.head(namespace) == head:
+                break
+        return Selected(head, found.items, found.skipped, found.more)
+
+    async def _select(
+        self,
+        namespace: str,
+        matches: filters.Matcher,
+        prefix: str | None,
+        offset: int,
+        limit: int,
+        revision: int | None,
+    ) -> Selected:
+        items: list[Item] = []
+        skipped = 0
+        after: str | None = None
+        while True:
+            page = await self.list(
+                namespace, prefix=prefix, after=after, limit=1000, as_of=revision
+            )
+            for item in page:
+                if not matches(msgspec.json.decode(item.value)):
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                elif len(items) == limit:
+                    return Selected(revision or 0, items, skipped, True)
+                else:
+                    items.append(item)
+            if len(page) < 1000:
+                return Selected(revision or 0, items, skipped, False)
+            after = page[-1].key
 
     # -- tokens ------------------------------------------------------------------------------
 
