@@ -266,7 +266,7 @@ def test_names_round_trip_injectively(server: ServerProcess) -> None:
         assert sorted((it.key, it.value["ij"]) for it in found if it.namespace == ns) == sorted(
             (key, [i, j]) for j, key in enumerate(keys)
         )
-        for j, key in enumerate(keys):
+        for key in keys:
             item = store.get(ns, key)
             assert item is not None and (item.namespace, item.key) == (ns, key)
     names = {tuple_names.namespace_name("lg", ns) for ns in spaces}
