@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -49,7 +50,7 @@ def test_is_a_langchain_chat_history_with_the_default_namespace(
     monkeypatch.setenv("BOTWIRE_URL", server.url)
     history = BotWireChatHistory(session_id="user-42")
     assert isinstance(history, BaseChatMessageHistory)
-    assert history.memory.namespace == "langchain-sessions"
+    assert history.memory.namespace == "langchain-sessions/user-42"  # one per session
     assert history.memory.base_url == server.url
     history.clear()
     history.add_user_message("hi")
@@ -74,10 +75,20 @@ def test_messages_round_trip_in_order_with_their_types(
     again = _history(server, namespace)  # a new client reads the same session
     assert again.messages == sent
     assert [type(m) for m in again.messages] == [SystemMessage, HumanMessage, AIMessage]
-    stored = Memory(namespace, server.url).get("s-1")
-    assert stored == messages_to_dict(sent)  # the 0.2.1 adapter's dict format, as a list
+    memory = Memory(namespace, server.url)
+    # One key per message, in langchain_core's dict format, and the session's counter.
+    stored = memory.snapshot(prefix="s-1/")
+    assert stored == {
+        "s-1/seq": {"next": 4, "start": 1, "legacy": False},
+        **{f"s-1/m/{n:012d}": d for n, d in enumerate(messages_to_dict(sent), 1)},
+    }
+    head = memory.head()
     history.clear()
-    assert again.messages == [] and Memory(namespace, server.url).item("s-1") is None
+    assert memory.head() == head + 1  # one atomic batch
+    assert again.messages == [] and history.messages == []
+    assert memory.snapshot(prefix="s-1/") == {"s-1/seq": {"next": 4, "start": 4, "legacy": False}}
+    history.add_user_message("after clear")
+    assert [m.content for m in again.messages] == ["after clear"]
 
 
 async def test_native_async_methods(server: ServerProcess, namespace: str) -> None:
@@ -169,7 +180,7 @@ def _v021_add_message(url: str, message: BaseMessage) -> None:
     httpx.put(url, json={"value": json.dumps(current)}).raise_for_status()
 
 
-def test_reads_and_extends_what_the_0_2_1_adapter_wrote(
+def test_reads_and_migrates_what_the_0_2_1_adapter_wrote(
     server: ServerProcess, namespace: str
 ) -> None:
     url = f"{server.url}/memory/{namespace}/legacy"
@@ -179,15 +190,43 @@ def test_reads_and_extends_what_the_0_2_1_adapter_wrote(
     history = _history(server, namespace, "legacy")
     assert [m.content for m in history.messages] == ["old question", "old answer"]
     history.add_user_message("new question")
-    assert [m.content for m in history.messages] == ["old question", "old answer", "new question"]
-    # ... and the 0.2.1 adapter still reads (and extends) the list this adapter wrote.
-    assert [m.content for m in _v021_messages(url)] == [
-        "old question",
-        "old answer",
-        "new question",
+    fresh = _history(server, namespace, "legacy")
+    assert [m.content for m in fresh.messages] == ["old question", "old answer", "new question"]
+    # The old key is left as it was: a 0.2.1 reader sees the conversation before the migration.
+    assert [m.content for m in _v021_messages(url)] == ["old question", "old answer"]
+    history.clear()
+    assert fresh.messages == [] and httpx.get(url).status_code == 404
+
+
+def test_reads_a_one_value_session_of_the_shared_default_namespace(server: ServerProcess) -> None:
+    session = fresh_namespace("old-default")
+    old = messages_to_dict([HumanMessage("hi"), AIMessage("hello")])
+    Memory("langchain-sessions", server.url).set(session, old)  # the previous format
+    history = BotWireChatHistory(session, base_url=server.url)
+    assert history.memory.namespace == f"langchain-sessions/{session}"
+    assert [m.content for m in history.messages] == ["hi", "hello"]
+    history.add_ai_message("again")
+    assert [m.content for m in BotWireChatHistory(session, base_url=server.url).messages] == [
+        "hi",
+        "hello",
+        "again",
     ]
-    _v021_add_message(url, AIMessage("legacy reply"))
-    assert [m.content for m in history.messages][-1] == "legacy reply"
+
+
+def test_concurrent_appenders_lose_nothing_and_keep_their_order(
+    server: ServerProcess, namespace: str
+) -> None:
+    def writer(name: str) -> None:
+        history = _history(server, namespace, "busy")  # its own instance, its own counter
+        for i in range(15):
+            history.add_user_message(f"{name}-{i}")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(writer, "abcd"))
+    contents = [str(m.content) for m in _history(server, namespace, "busy").messages]
+    assert sorted(contents) == sorted(f"{w}-{i}" for w in "abcd" for i in range(15))
+    for w in "abcd":
+        assert [c for c in contents if c[0] == w] == [f"{w}-{i}" for i in range(15)]
 
 
 def test_a_key_holding_something_else_is_reported(server: ServerProcess, namespace: str) -> None:
@@ -207,7 +246,12 @@ async def test_session_ids_are_any_valid_key(
         "sync",
         "async",
     ]
-    assert Memory(namespace, server.url).list_keys() == [session]
+    escaped = session.replace("/", "%2F")
+    assert Memory(namespace, server.url).list_keys() == [
+        f"{escaped}/m/000000000001",
+        f"{escaped}/m/000000000002",
+        f"{escaped}/seq",
+    ]
 
 
 def test_session_id_must_be_a_valid_key() -> None:
