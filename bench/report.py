@@ -88,6 +88,15 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         rss = [max(r["rss_mb"], r.get("rss_hwm_mb", 0.0)) for r in http if r["target"] == backend]
         if rss:
             add(f"{backend}: server RSS under load (max)", max(rss), "<", 100.0, "MB")
+    chat = results.get("chat_history")
+    if chat:
+        add(
+            f"chat history: last / first 100 appends p50 ({chat.get('messages', 0):,} messages)",
+            chat.get("ratio"),
+            "<=",
+            1.5,
+            "x",
+        )
     scaling = results.get("scaling") or {}
     failed = scaling.get("errors") or {}
     for group, names in (

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pgdb
+from .chathistory import run_chat_history
 from .httpbench import run_matrix
 from .load import SCENARIOS, wrk_path
 from .pipeline import QUICK_PIPELINE, PipelineSizes, postgres_backend, run_pipeline, sqlite_backend
@@ -105,10 +106,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the batch, watch fan-out and expiry figures",
     )
     p.add_argument(
+        "--no-chat",
+        action="store_true",
+        help="skip the chat history figure (10,000 appends to one session)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="small sizes (scaling: 10/300 versions, 10/50 keys, 2,000 events; pipeline: "
-        "2 clients, 20 watchers, 500 expiring keys)",
+        "2 clients, 20 watchers, 500 expiring keys; chat history: 1,000 appends)",
     )
     p.add_argument(
         "--out",
@@ -237,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "http": [],
         "scaling": None,
         "pipeline": None,
+        "chat_history": None,
         "targets": [],
         "profile": None,
     }
@@ -278,6 +285,14 @@ def main(argv: list[str] | None = None) -> int:
                 generator=generator,
                 log=log,
             )
+        if not args.no_chat:
+            try:
+                results["chat_history"] = run_chat_history(
+                    1_000 if args.quick else 10_000, workdir, log
+                )
+            except Exception as exc:  # reported like the other figures; the rest still runs
+                results["chat_history"] = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"chat history figure failed: {exc}")
     results["targets"] = evaluate_targets(results)
     results["meta"]["machine"]["loadavg_after"] = _loadavg()
     results["meta"]["elapsed_s"] = round(time.perf_counter() - began, 1)

@@ -60,7 +60,7 @@ def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
 
 @pytest.mark.e2e
 def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
-    results, printed = run_bench(tmp_path, "--quick", "--no-pipeline")
+    results, printed = run_bench(tmp_path, "--quick", "--no-pipeline", "--no-chat")
     assert results["meta"]["generator"] in {"wrk", "python"}
     assert set(results["meta"]["source"]) == {"commit", "server_modified"}
     check_http(results, SCENARIOS)
@@ -116,7 +116,7 @@ def test_python_load_generator_drives_the_same_scenarios(tmp_path: Path) -> None
 
 @pytest.mark.e2e
 def test_smoke_pipeline_figures(tmp_path: Path) -> None:
-    results, printed = run_bench(tmp_path, "--quick", "--no-http", "--no-scaling")
+    results, printed = run_bench(tmp_path, "--quick", "--no-http", "--no-scaling", "--no-chat")
     assert results["http"] == [] and results["scaling"] is None
     pipeline = results["pipeline"]
     assert pipeline["errors"] == {}
@@ -148,6 +148,26 @@ def test_smoke_pipeline_figures(tmp_path: Path) -> None:
     assert results["targets"][0]["met"] is True
     assert "keys/s in batches" in printed and "SSE subscribers" in printed
     assert "| pipeline | figure |" in render_markdown(results)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_smoke_chat_history_figure() -> None:
+    cmd = [sys.executable, "-m", "bench.chathistory", "--messages", "300"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    figure = json.loads(proc.stdout)
+    assert figure["messages"] == 300
+    assert 0 < figure["first_100_p50_ms"] and 0 < figure["last_100_p50_ms"]
+    assert figure["ratio"] == pytest.approx(
+        figure["last_100_p50_ms"] / figure["first_100_p50_ms"], rel=1e-2
+    )
+    assert figure["cold_read_s"] > 0 and figure["warm_read_ms"] > 0
+    (target,) = evaluate_targets(
+        {"http": [], "scaling": None, "pipeline": None, "chat_history": figure}
+    )
+    assert target["target"].startswith("chat history: last / first 100 appends")
+    assert target["met"] == (figure["ratio"] <= 1.5)
 
 
 def test_profile_summary_percentages() -> None:
