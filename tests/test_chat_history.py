@@ -5,6 +5,7 @@ stored format of the original ``botwire`` 0.2.1 adapter."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -227,6 +228,21 @@ def test_concurrent_appenders_lose_nothing_and_keep_their_order(
     assert sorted(contents) == sorted(f"{w}-{i}" for w in "abcd" for i in range(15))
     for w in "abcd":
         assert [c for c in contents if c[0] == w] == [f"{w}-{i}" for i in range(15)]
+
+
+@deprecated_runnable
+def test_a_failed_save_is_only_logged_by_langchain(
+    server: ServerProcess, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the README says to watch for: the chain answers, the turn is not stored, and the
+    # BotWire error reaches only the log of langchain_core's callback manager.
+    chain = _chain(server, namespace, ["x" * 200_000])  # an answer over the 100 KiB value limit
+    config = {"configurable": {"session_id": "too-long"}}
+    with caplog.at_level(logging.WARNING, logger="langchain_core.callbacks.manager"):
+        assert len(chain.invoke({"input": "hi"}, config=config).content) == 200_000
+    assert _history(server, namespace, "too-long").messages == []
+    (record,) = [r for r in caplog.records if r.name == "langchain_core.callbacks.manager"]
+    assert record.levelno == logging.WARNING and "TooLarge" in record.getMessage()
 
 
 def test_a_key_holding_something_else_is_reported(server: ServerProcess, namespace: str) -> None:

@@ -365,3 +365,16 @@ def test_a_compiled_graph_uses_the_store_across_threads(server: ServerProcess) -
     other = graph.invoke({"user": "bob", "text": "hi", "recalled": []})
     assert other["recalled"] == ["hi"]
     assert store.list_namespaces(prefix=("memories",)) == [("memories", "ada"), ("memories", "bob")]
+
+
+def test_the_readme_quick_start_runs_as_written(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_client_readme import readme_block
+
+    monkeypatch.setenv("BOTWIRE_URL", server.url)
+    scope: dict[str, Any] = {}
+    exec(compile(readme_block("### LangGraph"), "README.md", "exec"), scope)
+    store = scope["store"]
+    assert store.namespace_name(("memories", "ada")) == "lg:memories/ada"
+    assert len(store.history(("memories", "ada"), "m001")) == 2  # set, then the undo's delete
