@@ -378,3 +378,15 @@ def test_the_readme_quick_start_runs_as_written(
     store = scope["store"]
     assert store.namespace_name(("memories", "ada")) == "lg:memories/ada"
     assert len(store.history(("memories", "ada"), "m001")) == 2  # set, then the undo's delete
+
+
+def test_import_botwire_needs_no_framework() -> None:
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, botwire; heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'langgraph', 'langchain_core', 'autogen_core', 'autogen_agentchat'}); print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
