@@ -212,7 +212,7 @@ def run_differential(server: ServerProcess, seed: int, n: int, *, use_async: boo
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_same_answers_as_inmemorystore(server: ServerProcess, use_async: bool) -> None:
-    run_differential(server, 1 if use_async else 2, 70, use_async=use_async)
+    run_differential(server, 1 if use_async else 2, 50, use_async=use_async)
 
 
 @pytest.mark.slow

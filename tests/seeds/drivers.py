@@ -67,7 +67,7 @@ def temporal_imports() -> Globals:
     }
 
 
-def messages(session: str, namespace: str = "langchain-sessions") -> list[tuple[str, str]]:
+def messages(session: str, namespace: str | None = None) -> list[tuple[str, str]]:
     from botwire import BotWireChatHistory  # LangChain only where a snippet uses it
 
     history = BotWireChatHistory(session, namespace)
@@ -507,9 +507,13 @@ def _(g: Globals, round: int) -> None:
 
 @check("s004_session_ids")
 def _() -> None:
-    assert Memory("langchain-sessions").list_keys() == sorted(
-        ["user-u7", f"conv-{CONVERSATION}", "support-agent-v2"]
-    )
+    # Each session in a namespace of its own; none in the shared one of the old format.
+    assert Memory("langchain-sessions").list_keys() == []
+    for session in ["user-u7", f"conv-{CONVERSATION}", "support-agent-v2"]:
+        assert Memory(f"langchain-sessions/{session}").list_keys() == [
+            *(f"m/{n:012d}" for n in range(1, 5)),
+            "seq",
+        ]
     assert messages("support-agent-v2") == [
         ("human", "support_history 1"),
         ("ai", "ok 1"),
