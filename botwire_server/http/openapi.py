@@ -145,6 +145,8 @@ BODIES: tuple[type[msgspec.Struct], ...] = (
     wire.BatchOut,
     wire.GetBody,
     wire.ItemsOut,
+    wire.QueryBody,
+    wire.QueryOut,
     wire.ChangesOut,
     wire.Health,
     wire.NamespacesPage,
