@@ -25,11 +25,11 @@ Worked example::
                                        B commits seq {next:2} @ v0, m/1 -> ConflictError
                                        B reads seq {next:2} @ v5, commits seq {next:3}, m/2
 
-A reader fetches the counter, then the message keys ``start .. next - 1`` with multi-gets of
-1000 keys (1 + n/1000 requests; an instance remembers what it read and afterwards fetches only
-the new messages: two requests). ``clear`` is one atomic batch that moves ``start`` to ``next``
-(and deletes the first 998 message keys with it; further batches delete the rest, which no
-reader sees any more).
+A reader fetches the counter, then the message keys ``start .. next - 1`` (a multi-get, or the
+key listing in pages of 1000 when there are more than 1000: 1 + n/1000 requests); an instance
+remembers what it read and afterwards fetches only the new messages (two requests). ``clear``
+is one atomic batch that moves ``start`` to ``next`` (and deletes the first 998 message keys
+with it; further batches delete the rest, which no reader sees any more).
 
 Sessions stored in the old one-value format (a JSON list of message dicts under the key
 ``session_id`` of namespace ``langchain-sessions``, or of the namespace given; 0.2.1 stored the
@@ -61,6 +61,7 @@ SEQ = "seq"
 MESSAGE = "m/"
 LEGACY = "legacy"
 WIDTH = 12  # digits of a message number: key order is message order
+SNAPSHOT_FROM = 1000  # a read of more new messages than this pages through the listing
 
 
 def _as_dicts(value: Any) -> list[dict[str, Any]]:
@@ -187,7 +188,13 @@ def read_op(layout: Layout, cache: _Read) -> Op[list[BaseMessage]]:
                 old = yield from core.get_op(layout.namespace, layout.prefix + LEGACY, [], None)
                 cache.messages = messages_from_dict(_as_dicts(old))
         wanted = [layout.key(n) for n in range(cache.upto, counter.next)]
-        found = (yield from core.get_many_op(layout.namespace, wanted, None)) if wanted else {}
+        found: dict[str, Any] = {}
+        if len(wanted) > SNAPSHOT_FROM:
+            # Many messages: the ordered listing pages faster than multi-gets of named keys.
+            every = yield from core.snapshot_op(layout.namespace, None, layout.prefix + MESSAGE)
+            found = {k: every[k] for k in wanted if k in every}
+        elif wanted:
+            found = yield from core.get_many_op(layout.namespace, wanted, None)
         if len(found) < len(wanted):
             cache.start = 0  # cleared between the two reads: start again
             continue

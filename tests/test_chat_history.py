@@ -230,6 +230,19 @@ def test_concurrent_appenders_lose_nothing_and_keep_their_order(
         assert [c for c in contents if c[0] == w] == [f"{w}-{i}" for i in range(15)]
 
 
+def test_more_than_a_batch_of_messages(server: ServerProcess, namespace: str) -> None:
+    history = _history(server, namespace, "many")
+    texts = [f"m{i}" for i in range(1200)]
+    history.add_messages([HumanMessage(t) for t in texts])  # two batches (998 + 202)
+    history.add_ai_message("last")
+    assert [m.content for m in _history(server, namespace, "many").messages] == [*texts, "last"]
+    memory = Memory(namespace, server.url)
+    assert memory.get("many/seq") == {"next": 1202, "start": 1, "legacy": False}
+    history.clear()  # one batch hides them all; two more delete the rest
+    assert _history(server, namespace, "many").messages == []
+    assert memory.list_keys(prefix="many/") == ["many/seq"]
+
+
 @deprecated_runnable
 def test_a_failed_save_is_only_logged_by_langchain(
     server: ServerProcess, namespace: str, caplog: pytest.LogCaptureFixture
