@@ -107,7 +107,7 @@ def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_python_load_generator_drives_the_same_scenarios(tmp_path: Path) -> None:
     results, printed = run_bench(
-        tmp_path, "--generator", "python", "--no-scaling", "--scenarios", "put,cas"
+        tmp_path, "--generator", "python", "--no-scaling", "--no-pipeline", "--scenarios", "put,cas"
     )
     assert results["meta"]["generator"] == "python"
     assert results["scaling"] is None
