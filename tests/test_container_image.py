@@ -187,7 +187,9 @@ def new_admin_token() -> str:
     return f"bw_admin_{secrets.token_hex(24)}"
 
 
-def test_image_is_non_root_small_and_without_compilers(podman: Podman, image: str) -> None:
+def test_image_is_non_root_small_without_compilers_and_needs_a_token(
+    podman: Podman, image: str
+) -> None:
     (inspected,) = json.loads(podman("image", "inspect", image).stdout)
     assert inspected["Config"]["User"] == "botwire"
     assert inspected["Config"]["Volumes"] == {"/data": {}}
@@ -201,6 +203,10 @@ def test_image_is_non_root_small_and_without_compilers(podman: Podman, image: st
     out = podman("run", "--rm", "--network", "none", image, "python", "-c", probe).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen == {"uid": UID, "found": []}
+    # Token auth is on (the image binds 0.0.0.0): without a token it refuses to start.
+    refused = podman("run", "--rm", "--network", "none", image, check=False)
+    assert refused.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without authentication" in refused.stderr
     size = int(inspected["Size"])
     base = int(podman("image", "inspect", "--format", "{{.Size}}", BASE_IMAGE).stdout)
     print(f"image {size / 1e6:.0f} MB, base {base / 1e6:.0f} MB")
