@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -36,6 +37,7 @@ from server_process import clean_env, free_port
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
+CONSTRAINTS = ROOT / "constraints.txt"
 BASE_IMAGE = "localhost/botwire-python:3.11-bookworm"
 IMAGE = "localhost/botwire-server:test"
 # The user the Dockerfile creates; a test that says "non-root" pins which one.
@@ -183,6 +185,12 @@ def start(podman: Podman, image: str, name: str, volume: str, admin: str) -> str
     return url
 
 
+def normalized(requirement: str) -> str:
+    """``Name==version`` with the name as pip compares it (PEP 503)."""
+    name, _, version = requirement.partition("==")
+    return f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}"
+
+
 def new_admin_token() -> str:
     return f"bw_admin_{secrets.token_hex(24)}"
 
@@ -203,6 +211,19 @@ def test_image_is_non_root_small_without_compilers_and_needs_a_token(
     out = podman("run", "--rm", "--network", "none", image, "python", "-c", probe).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen == {"uid": UID, "found": []}
+    # Reproducible: every installed distribution at the version constraints.txt pins.
+    listing = (
+        "import importlib.metadata as m; print(*sorted(f\"{d.metadata['Name']}=={d.version}\" "
+        "for d in m.distributions()), sep='\\n')"
+    )
+    out = podman("run", "--rm", "--network", "none", image, "python", "-c", listing).stdout
+    installed = {normalized(line) for line in out.split()}
+    pinned = {normalized(line) for line in CONSTRAINTS.read_text(encoding="utf-8").split()}
+    assert "botwire-server==0.1.0" in installed
+    assert installed - {"botwire-server==0.1.0"} <= pinned
+    for name in ("msgspec", "starlette", "uvicorn", "uvloop", "httptools", "asyncpg", "httpx"):
+        assert any(line.startswith(f"{name}==") for line in installed & pinned), name
+    assert not any(line.startswith(("pip==", "setuptools==")) for line in installed)
     # Token auth is on (the image binds 0.0.0.0): without a token it refuses to start.
     refused = podman("run", "--rm", "--network", "none", image, check=False)
     assert refused.returncode == 2
