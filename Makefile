@@ -66,8 +66,8 @@ test-long: $(STAMP) container-tools
 	$(BIN)/pytest -m slow
 
 # The container image alone: build deploy/Dockerfile with podman, run it, restart it on its
-# volume, run deploy/compose.yaml (tests/test_container_image.py; about 6 minutes cold, when the
-# base image is made and every wheel downloaded, under a minute warm).
+# volume, run deploy/compose.yaml (tests/test_container_image.py; about 8 minutes cold, when the
+# packages are installed, the base image made and every wheel downloaded; about 1 minute warm).
 test-container: $(STAMP) container-tools
 	$(BIN)/pytest -m slow tests/test_container_image.py
 

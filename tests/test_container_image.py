@@ -172,13 +172,15 @@ def wait_serving(podman: Podman, url: str, container: str) -> None:
     raise AssertionError(f"{container} not serving at {url} after {START_TIMEOUT} s")
 
 
-def start(podman: Podman, image: str, name: str, volume: str, admin: str) -> str:
-    """A detached container publishing 8000 on a free loopback port; its base URL."""
+def start(podman: Podman, image: str, name: str, volume: str, admin: str | None) -> str:
+    """A detached container publishing 8000 on a free loopback port; its base URL. ``admin``
+    is passed as BOTWIRE_ADMIN_TOKEN through the environment, not the command line."""
     port = free_port()
+    token = ["--env", "BOTWIRE_ADMIN_TOKEN"] if admin else []
     podman(
         "run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8000",
-        "--volume", f"{volume}:/data", "--env", "BOTWIRE_ADMIN_TOKEN", image,
-        env={"BOTWIRE_ADMIN_TOKEN": admin},
+        "--volume", f"{volume}:/data", *token, image,
+        env={"BOTWIRE_ADMIN_TOKEN": admin} if admin else None,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_serving(podman, url, name)
@@ -241,6 +243,12 @@ def test_serves_with_tokens_stops_on_sigterm_and_keeps_its_volume(
     first, second = f"{run}-1", f"{run}-2"
     admin = new_admin_token()
     try:
+        # The first admin token, made by the CLI in a one-off container on the empty volume.
+        create_ops = ["botwire", "token", "create", "--name", "ops", "--grant", "*:admin"]
+        ops_cli = podman(
+            "run", "--rm", "--network", "none", "--volume", f"{volume}:/data", image, *create_ops
+        )  # fmt: skip
+        ops = {"Authorization": f"Bearer {ops_cli.stdout.split()[0]}"}
         url = start(podman, image, first, volume, admin)
         anonymous = httpx.put(f"{url}/memory/agent/k", json={"value": "v0"})
         assert anonymous.status_code == 401
@@ -257,16 +265,31 @@ def test_serves_with_tokens_stops_on_sigterm_and_keeps_its_volume(
             put = httpx.put(f"{url}/memory/agent/k", json={"value": value}, headers=agent)
             assert put.status_code == 200, put.text
         assert put.json()["version"] == 2
+        # A token created with the CLI inside the container, in the same database.
+        cli = podman("exec", first, "botwire", "token", "create", "--name", "reader",
+                     "--grant", "agent:read")  # fmt: skip
+        reader = {"Authorization": f"Bearer {cli.stdout.split()[0]}"}
+        assert httpx.get(f"{url}/memory/agent/k", headers=reader).json()["value"] == "v2"
         assert podman("healthcheck", "run", first).returncode == 0
 
         podman("kill", "--signal", "SIGTERM", first)
         assert podman("wait", first, timeout=60).stdout.strip() == "0"
         assert podman("healthcheck", "run", first, check=False).returncode != 0
 
-        url = start(podman, image, second, volume, admin)
+        # No BOTWIRE_ADMIN_TOKEN this time: the tokens on the volume are enough to start, and
+        # the admin token of the first container, never stored, no longer opens anything.
+        url = start(podman, image, second, volume, None)
         got = httpx.get(f"{url}/memory/agent/k", headers=agent)
         assert got.status_code == 200, got.text
         assert (got.json()["value"], got.json()["version"]) == ("v2", 2)
+        assert httpx.get(f"{url}/memory/agent/k", headers=reader).json()["version"] == 2
+        refused = httpx.put(f"{url}/memory/agent/k", json={"value": "v3"}, headers=reader)
+        assert refused.status_code == 403
+        root = {"Authorization": f"Bearer {admin}"}
+        assert httpx.get(f"{url}/memory/agent/k", headers=root).status_code == 401
+        listed = httpx.get(f"{url}/admin/tokens", headers=ops)
+        assert listed.status_code == 200, listed.text
+        assert sorted(t["name"] for t in listed.json()["tokens"]) == ["agent", "ops", "reader"]
         history = httpx.get(f"{url}/memory/agent/k/history", headers=agent).json()
         assert [e["value"] for e in history["events"]] == ["v2", "v1"]  # newest first
         owner = podman("exec", second, "python", "-c", "import os; print(os.stat('/data').st_uid)")
