@@ -73,6 +73,12 @@ def seed(url: str, token: str | None = None) -> None:
         "Called about billing.\nPrefers phone.\nRenewal due in December.",
         token,
     )
-    put(url, "support-bot", "user:42", {"name": "Ada L.", "plan": "pro", "tags": ["new", "vip"]}, token)
+    put(
+        url,
+        "support-bot",
+        "user:42",
+        {"name": "Ada L.", "plan": "pro", "tags": ["new", "vip"]},
+        token,
+    )
     put(url, "research-agent", "sources", ["arxiv:2401.00001", "arxiv:2402.00002"], token)
     put(url, "research-agent", "summary", "Two papers on event sourcing for agents.", token)
