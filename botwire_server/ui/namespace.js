@@ -219,11 +219,11 @@ export async function renderNamespace({ main, signal, route, showError }) {
       });
       if (!ok) return;
       const done = await api.rollback(ns, { to });
+      await loadInfo();
+      await show(null);
       errors.append(notice('ok', (done.changed ?? []).length
         ? `Rolled back: revision ${done.revision} written, ${(done.changed ?? []).length} key(s) changed.`
         : 'Nothing differed; nothing was written.'));
-      await loadInfo();
-      await show(null);
     } catch (error) {
       showError(errors, error);
     }
