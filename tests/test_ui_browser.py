@@ -460,6 +460,9 @@ def test_revert_a_run_after_its_dry_run(page: Page, server: ServerProcess) -> No
     assert value(server, ns, "plan") == "v1"
     assert value(server, ns, "scratch") is None
     assert value(server, ns, "shared") == "by someone else"
+    # The inspector's own write says where it came from.
+    r = httpx.get(f"{server.url}/memory/{enc(ns)}/plan/history?limit=1", timeout=10)
+    assert r.json()["events"][0]["agent"] == "web-inspector"
 
 
 # -- the screenshots in docs/ --------------------------------------------------------------------

@@ -44,10 +44,10 @@ export function unauthenticated(error) {
   window.dispatchEvent(new CustomEvent('botwire:unauthenticated', { detail: error }));
 }
 
-export async function call(method, path, { query, body, signal } = {}) {
+export async function call(method, path, { query, body, signal, headers = {} } = {}) {
   const init = {
     method,
-    headers: authHeaders(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    headers: authHeaders(body === undefined ? headers : { ...headers, 'Content-Type': 'application/json' }),
     cache: 'no-store',
     credentials: 'omit',
     signal,
@@ -79,6 +79,11 @@ export async function call(method, path, { query, body, signal } = {}) {
 
 const ns = (name) => `/namespaces/${seg(name)}`;
 
+// Who and why of the inspector's own writes (PRODUCT.md section 9), so that a rollback or a
+// revert made here shows as such in the timeline. ASCII only: header values cannot carry every
+// name.
+const because = (reason) => ({ 'BotWire-Agent': 'web-inspector', 'BotWire-Reason': reason });
+
 export const api = {
   namespaces: (query, signal) => call('GET', '/namespaces', { query, signal }),
   info: (name, signal) => call('GET', ns(name), { signal }),
@@ -89,9 +94,17 @@ export const api = {
   history: (name, key, query, signal) =>
     call('GET', `/memory/${seg(name)}/${seg(key)}/history`, { query, signal }),
   changes: (name, query, signal) => call('GET', `${ns(name)}/changes`, { query, signal }),
-  rollback: (name, body) => call('POST', `${ns(name)}/rollback`, { body }),
+  rollback: (name, body) =>
+    call('POST', `${ns(name)}/rollback`, {
+      body,
+      headers: body.dry_run ? {} : because(`${body.key === undefined ? 'namespace' : 'key'} rollback to revision ${body.to} in the web inspector`),
+    }),
   run: (name, run, query, signal) => call('GET', `${ns(name)}/runs/${seg(run)}`, { query, signal }),
-  revert: (name, run, dryRun) => call('POST', `${ns(name)}/runs/${seg(run)}/revert`, { body: { dry_run: dryRun } }),
+  revert: (name, run, dryRun) =>
+    call('POST', `${ns(name)}/runs/${seg(run)}/revert`, {
+      body: { dry_run: dryRun },
+      headers: dryRun ? {} : because('run revert in the web inspector'),
+    }),
 };
 
 /** The current values of keys (absent keys: undefined), read in pages of 1000. */

@@ -6,6 +6,11 @@ import { currentValues } from './api.js';
 import { diffView } from './diff.js';
 import { h, orDash } from './dom.js';
 
+// The server's reasons for leaving a key alone, in words (others are shown as sent).
+const REASONS = {
+  written_by_others: 'written by someone else since the run; left as it is',
+};
+
 /**
  * Show a dry run's result ({changed: [{key, op, value}], skipped?: [{key, reason,
  * current_version}]}) and resolve to true when the user confirms, false otherwise.
@@ -33,7 +38,7 @@ export async function confirmDryRun(ns, { title, intro, result, confirmLabel }) 
   if (skipped.length) {
     body.push(h('p', {}, `${skipped.length} key${skipped.length === 1 ? '' : 's'} left alone:`));
     body.push(h('ul', { class: 'skipped' }, skipped.map((s) =>
-      h('li', {}, h('strong', { class: 'key' }, s.key), ': ', orDash(s.reason), s.current_version !== undefined ? ` (now at version ${s.current_version})` : ''))));
+      h('li', {}, h('strong', { class: 'key' }, s.key), ': ', REASONS[s.reason] ?? orDash(s.reason), s.current_version !== undefined ? ` (now at version ${s.current_version})` : ''))));
   }
   const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
   const ok = h('button', { type: 'button', class: 'danger', disabled: !changed.length }, confirmLabel);
