@@ -61,10 +61,21 @@ def _enc(name: str) -> str:
 
 
 def seed(url: str, token: str | None = None) -> None:
-    """A small agent memory to look at: two namespaces, a key with four versions."""
+    """A small agent memory to look at: two namespaces, a key with three versions written by
+    two agent runs (their provenance headers are ignored by a server without provenance)."""
+    billing = {"BotWire-Run": "run-2026-11-30", "BotWire-Agent": "billing-agent"}
+    support = {"BotWire-Run": "run-2026-12-01", "BotWire-Agent": "support-agent"}
     put(url, "support-bot", "user:42", {"name": "Ada", "plan": "free", "tags": ["new"]}, token)
     put(url, "support-bot", "notes/2026-11.md", "Called about billing.\nPrefers e-mail.", token)
-    put(url, "support-bot", "user:42", {"name": "Ada", "plan": "pro", "tags": ["new"]}, token)
+    put(
+        url,
+        "support-bot",
+        "user:42",
+        {"name": "Ada", "plan": "pro", "tags": ["new"]},
+        token,
+        **billing,
+        **{"BotWire-Reason": "plan upgraded after payment"},
+    )
     put(url, "support-bot", "ticket:7", {"status": "open", "priority": 2}, token)
     put(
         url,
@@ -79,6 +90,8 @@ def seed(url: str, token: str | None = None) -> None:
         "user:42",
         {"name": "Ada L.", "plan": "pro", "tags": ["new", "vip"]},
         token,
+        **support,
+        **{"BotWire-Reason": "customer gave her full name"},
     )
     put(url, "research-agent", "sources", ["arxiv:2401.00001", "arxiv:2402.00002"], token)
     put(url, "research-agent", "summary", "Two papers on event sourcing for agents.", token)

@@ -39,16 +39,18 @@ def main(out: Path, browser: Browser | None = None) -> list[str]:
         env = {"BOTWIRE_AUTH": "tokens", "BOTWIRE_ADMIN_TOKEN": ADMIN}
         with ServerProcess(f"sqlite:///{tmp}/botwire.db", env=env) as server:
             run = {"BotWire-Run": "run-2026-12-01", "BotWire-Agent": "support-agent"}
-            seed(server.url, ADMIN)
-            put(
-                server.url,
-                "support-bot",
-                "ticket:7",
-                {"status": "closed"},
-                ADMIN,
-                **run,
-                **{"BotWire-Reason": "customer confirmed the fix"},
+            # The agent's own token: with provenance, its name is the events' actor.
+            created = httpx.post(
+                f"{server.url}/admin/tokens",
+                json={"name": "support-agent", "grants": [{"namespaces": "*", "access": "write"}]},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+                timeout=10,
             )
+            created.raise_for_status()
+            agent = str(created.json()["token"])
+            seed(server.url, agent)
+            reason = {"BotWire-Reason": "customer confirmed the fix"}
+            put(server.url, "support-bot", "ticket:7", {"status": "closed"}, agent, **run, **reason)
             context = b.new_context(viewport={"width": 1280, "height": 800}, timezone_id="UTC")
             page = context.new_page()
             page.set_default_timeout(15_000)
@@ -64,7 +66,7 @@ def main(out: Path, browser: Browser | None = None) -> list[str]:
             page.get_by_role("link", name="support-bot").click()
             expect(page.locator(".live-state")).to_contain_text("Watching")
             put(
-                server.url, "support-bot", "user:42:last_seen", "2026-12-01T10:02:00Z", ADMIN, **run
+                server.url, "support-bot", "user:42:last_seen", "2026-12-01T10:02:00Z", agent, **run
             )
             expect(page.locator("ol.log li")).to_have_count(1)
             shot(page, out, "namespace", names)
@@ -84,9 +86,10 @@ def main(out: Path, browser: Browser | None = None) -> list[str]:
             if HAS_RUNS:
                 page.goto(f"{server.url}/ui#/ns/support-bot/run/run-2026-12-01")
                 expect(page.locator("table.run tbody tr")).not_to_have_count(0)
+                shot(page, out, "run", names)
                 page.get_by_role("button", name="Revert this run…").click()
                 expect(page.get_by_role("dialog")).to_be_visible()
-                shot(page, out, "run", names)
+                shot(page, out, "revert", names)
             context.close()
 
             phone = b.new_context(
