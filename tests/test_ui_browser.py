@@ -243,6 +243,21 @@ def test_a_write_by_another_client_appears_live(page: Page, server: ServerProces
     expect(page.locator("ol.log li").first).to_contain_text("delete")
 
 
+def test_the_live_view_reconnects_after_a_restart(page: Page, tmp_path: Path) -> None:
+    with ServerProcess(f"sqlite:///{tmp_path / 'botwire.db'}") as own:
+        put(own.url, "restart", "a", 1)
+        goto(page, own, "#/ns/restart")
+        expect(page.locator(".live-state")).to_contain_text("Watching")
+        put(own.url, "restart", "b", 2)
+        expect(page.locator("table.keys tbody tr")).to_have_count(2)
+        own.restart()
+        put(own.url, "restart", "c", 3)  # written while the page is reconnecting
+        rows = page.locator("table.keys tbody tr")
+        expect(rows).to_have_count(3, timeout=30_000)
+        expect(page.locator(".live-state")).to_contain_text("Watching")
+        expect(page.locator("ol.log li")).to_have_count(2)  # b and c, each once
+
+
 # -- rollback ------------------------------------------------------------------------------------
 
 
@@ -472,7 +487,8 @@ def test_the_screenshot_script_takes_every_view(browser: Browser, tmp_path: Path
     import ui_screenshots
 
     names = ui_screenshots.main(tmp_path, browser)
-    assert set(names) >= {"namespaces", "namespace", "key", "time", "rollback", "login", "phone"}
+    views = {"namespaces", "namespace", "key", "time", "rollback", "login", "phone"}
+    assert set(names) == views | ({"run", "revert"} if HAS_RUNS else set())
     for name in names:
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
