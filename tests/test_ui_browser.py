@@ -162,6 +162,10 @@ def test_key_timeline_shows_each_version_and_the_diff(page: Page, server: Server
     # The first version is all new; the re-creation after the delete too.
     expect(events.nth(3).locator("ul.diff > li")).to_have_text(re.compile(r"\(value\)"))
     expect(events.nth(0).locator("ul.diff > li")).to_have_count(1)
+    # A new version written meanwhile appears at the top.
+    put(server.url, ns, "prefs", {"lang": "rust"})
+    expect(events).to_have_count(5)
+    expect(events.nth(0).locator("ins")).to_have_text('"rust"')
 
 
 def test_a_long_history_is_paged(page: Page, server: ServerProcess) -> None:

@@ -5,8 +5,9 @@
 import { api } from './api.js';
 import { confirmDryRun } from './confirm.js';
 import { diffView } from './diff.js';
-import { fill, fmtBytes, h, notice, orDash, pretty, time, valueBlock } from './dom.js';
+import { debounce, fill, fmtBytes, h, notice, orDash, pretty, time, valueBlock } from './dom.js';
 import { nsHref, runHref } from './links.js';
+import { watch } from './watch.js';
 
 const PAGE = 20;
 
@@ -38,23 +39,37 @@ export async function renderKey({ main, signal, route, showError }) {
   const events = []; // newest first, every page loaded so far
   let cursor = null;
   let head = null;
+  let pages = 0;
+  let generation = 0; // bumped by each reload; answers of an older one are dropped
+
+  /** The current value and the first page of the timeline, afresh. */
+  function reloadAll() {
+    generation += 1;
+    events.length = 0;
+    cursor = null;
+    head = null;
+    pages = 0;
+    return Promise.all([loadCurrent(), loadPage()]);
+  }
 
   async function loadCurrent() {
-    fill(current, h('h2', { id: 'current-h' }, 'Current value'));
+    const gen = generation;
+    let body;
     try {
       const item = await api.item(ns, key, signal);
-      current.append(
+      body = [
         h('dl', { class: 'summary' },
           h('div', {}, h('dt', {}, 'Version'), h('dd', {}, String(item.version))),
           h('div', {}, h('dt', {}, 'Created at revision'), h('dd', {}, String(item.created_revision))),
           h('div', {}, h('dt', {}, 'Updated'), h('dd', {}, time(item.updated_at))),
           h('div', {}, h('dt', {}, 'Expires'), h('dd', {}, time(item.expires_at)))),
-        valueBlock(item.value));
+        valueBlock(item.value)];
     } catch (error) {
       if (error.status === 404 && error.code === 'key_not_found') {
-        current.append(h('p', { class: 'muted' }, 'The key does not exist now (deleted, expired or never written); its history is below.'));
+        body = [h('p', { class: 'muted' }, 'The key does not exist now (deleted, expired or never written); its history is below.')];
       } else throw error;
     }
+    if (gen === generation) fill(current, h('h2', { id: 'current-h' }, 'Current value'), body);
   }
 
   function meta(event) {
@@ -94,9 +109,12 @@ export async function renderKey({ main, signal, route, showError }) {
   }
 
   async function loadPage() {
+    const gen = generation;
     const page = await api.history(ns, key, { limit: PAGE, cursor }, signal);
+    if (gen !== generation) return; // a reload started meanwhile
     events.push(...(page.events ?? []));
     cursor = page.next_cursor ?? null;
+    pages += 1;
     if (head === null && events.length) head = events[0].revision;
     draw();
   }
@@ -113,10 +131,7 @@ export async function renderKey({ main, signal, route, showError }) {
       });
       if (!ok) return;
       const done = await api.rollback(ns, { to: event.revision, key });
-      events.length = 0;
-      cursor = null;
-      head = null;
-      await Promise.all([loadCurrent(), loadPage()]);
+      await reloadAll();
       errors.append(notice('ok', (done.changed ?? []).length ? `Rolled back: revision ${done.revision} written.` : 'Nothing differed; nothing was written.'));
     } catch (error) {
       showError(errors, error);
@@ -124,10 +139,26 @@ export async function renderKey({ main, signal, route, showError }) {
   }
 
   more.addEventListener('click', () => loadPage().catch((error) => showError(errors, error)));
+  let info;
   try {
-    await Promise.all([loadCurrent(), loadPage()]);
+    [info] = await Promise.all([api.info(ns, signal), loadCurrent(), loadPage()]);
     if (!events.length) errors.append(notice('info', 'This key has no history (it was never written, or its history was compacted).'));
   } catch (error) {
     showError(errors, error);
+    return;
   }
+  // A new version of this key, written by anyone, appears at the top of the timeline.
+  const reload = debounce(() => {
+    if (pages > 1) return; // older pages are open: keep the reader's place
+    reloadAll().catch((error) => showError(errors, error));
+  }, 250);
+  watch(ns, {
+    after: info.revision,
+    prefix: key,
+    signal,
+    onEvent: (event) => {
+      if (event.key === key) reload();
+    },
+    onStatus: () => {},
+  });
 }

@@ -143,14 +143,18 @@ export async function renderNamespace({ main, signal, route, showError }) {
     }
   }
 
+  let generation = 0; // bumped by each fresh load; answers of an older one are dropped
   async function loadKeys(reset) {
     if (reset) {
+      generation += 1;
       cursor = null;
-      fill(tbody);
     }
+    const gen = generation;
     const page = await api.keys(ns, { limit: PAGE, prefix, cursor, as_of: at }, signal);
     const keys = (page.keys ?? []).map((k) => k.key);
     const items = keys.length ? (await api.getMany(ns, keys, page.revision, signal)).items ?? {} : {};
+    if (gen !== generation) return;
+    if (reset) fill(tbody);
     for (const row of page.keys ?? []) {
       const item = items[row.key];
       tbody.append(h('tr', { 'data-key': row.key },
