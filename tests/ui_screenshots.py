@@ -42,7 +42,7 @@ def main(out: Path, browser: Browser | None = None) -> list[str]:
             # The agent's own token: with provenance, its name is the events' actor.
             created = httpx.post(
                 f"{server.url}/admin/tokens",
-                json={"name": "support-agent", "grants": [{"namespaces": "*", "access": "write"}]},
+                json={"name": "agent-runtime", "grants": [{"namespaces": "*", "access": "write"}]},
                 headers={"Authorization": f"Bearer {ADMIN}"},
                 timeout=10,
             )
