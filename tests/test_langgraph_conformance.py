@@ -1,6 +1,8 @@
 """``BotWireSaver`` against LangGraph's own checkpointer conformance suite
 (``langgraph-checkpoint-conformance``), on a real server: every base capability and every
-extended one. The suite's report is printed (``pytest -s`` or the log of a failure shows it)."""
+extended one, with LangGraph's default serializer (``make test``) and its AES-encrypted one
+(``make test-long``). The suite's report is printed: ``pytest -s`` shows it, and pytest's
+captured output shows it under a failure."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ async def test_every_capability_passes(server: ServerProcess) -> None:
     await _validate(lambda: BotWireSaver(server.url, prefix=prefix), "BotWireSaver")
 
 
+@pytest.mark.slow
 async def test_every_capability_passes_with_encrypted_serde(server: ServerProcess) -> None:
     prefix = f"conformance-aes-{uuid.uuid4().hex[:8]}/"
     serde = EncryptedSerializer.from_pycryptodome_aes(key=b"0123456789abcdef0123456789abcdef")
