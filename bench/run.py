@@ -105,6 +105,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the batch, watch fan-out and expiry figures",
     )
     p.add_argument(
+        "--no-langgraph",
+        action="store_true",
+        help="skip the LangGraph checkpointer comparison (bench/langgraph.py)",
+    )
+    p.add_argument(
+        "--langgraph-steps",
+        type=int,
+        default=int(env("BENCH_LANGGRAPH_STEPS", "200")),
+        help="steps of the LangGraph graph run per saver (BENCH_LANGGRAPH_STEPS, 200)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="small sizes (scaling: 10/300 versions, 10/50 keys, 2,000 events; pipeline: "
@@ -237,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "http": [],
         "scaling": None,
         "pipeline": None,
+        "langgraph": None,
         "targets": [],
         "profile": None,
     }
@@ -276,6 +288,16 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 warmup=args.warmup,
                 generator=generator,
+                log=log,
+            )
+        if not args.no_langgraph:
+            from .langgraph import run_langgraph
+
+            results["langgraph"] = run_langgraph(
+                steps=args.langgraph_steps,
+                repeats=args.repeats,
+                workdir=workdir,
+                postgres_admin_url=args.postgres_admin_url if _use_postgres(args) else None,
                 log=log,
             )
     results["targets"] = evaluate_targets(results)
