@@ -312,3 +312,42 @@ def test_resume_after_an_interrupt_in_process(server: ServerProcess) -> None:
     assert langgraph_chat.contents(app, thread)["next"] == ["confirm"]
     app.invoke(Command(resume="placed"), langgraph_chat.config(thread))
     assert langgraph_chat.contents(app, thread)["messages"][-1] == "order placed"
+
+
+README_RUN = """
+import json, sys
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
+
+# The model of the README's quick start: it answers with what it was shown.
+llm = RunnableLambda(lambda messages: AIMessage(" | ".join(m.content for m in messages)))
+exec(compile({block!r}, "README.md", "exec"))
+print(json.dumps([m.content for m in graph.get_state(config).values["messages"]]))
+"""
+
+
+@pytest.mark.slow
+def test_the_readme_quick_start_remembers_across_processes(server: ServerProcess) -> None:
+    from test_client_readme import readme_block
+
+    block = readme_block("### LangGraph and LangChain 1.x: `BotWireSaver`")
+    block = block.replace('"user-42"', f'"readme-{uuid.uuid4().hex[:6]}"')
+    script = README_RUN.format(block=block)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env=subprocess_env(server.url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        for _ in range(2)
+    ]
+    first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
+    assert first[1] == "Hi, I'm Ann"
+    assert (
+        first[3] == "Hi, I'm Ann | Hi, I'm Ann | What's my name?"
+    )  # the second turn saw the first
+    assert second[:4] == first and len(second) == 8  # the next process went on from there
+    assert second[-1].startswith("Hi, I'm Ann | Hi, I'm Ann | What's my name?")
