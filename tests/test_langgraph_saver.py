@@ -168,6 +168,43 @@ def test_a_put_is_one_revision_with_only_the_changed_channels(server: ServerProc
     assert len([e for e in events if e.key and e.key.startswith("c/")]) == 1
 
 
+def test_prune_keeps_the_blobs_the_latest_checkpoint_shares(server: ServerProcess) -> None:
+    saver = _saver(server)
+    _thread(saver, 5)  # "static" is written by the first checkpoint only, then shared
+    before = saver.get_tuple({"configurable": {"thread_id": "t"}})
+    saver.prune(["t"])
+    keys = Memory(saver.namespace("t"), server.url).list_keys()
+    assert sorted(k for k in keys if k.startswith("b/")) == [
+        "b//messages/5",
+        "b//static/1",
+        "b//step/5",
+    ]
+    assert len([k for k in keys if k.startswith("c/")]) == 1
+    after = saver.get_tuple({"configurable": {"thread_id": "t"}})
+    assert before is not None and after is not None
+    assert after.checkpoint == before.checkpoint
+
+
+async def test_list_without_a_thread_covers_every_thread(server: ServerProcess) -> None:
+    saver = _saver(server)
+    for thread in ("one", "two/x"):
+        _thread(saver, 3, thread)
+    saver.put_writes(
+        {"configurable": {"thread_id": "one", "checkpoint_ns": "", "checkpoint_id": "nope"}},
+        [("c", 1)],
+        "orphan",
+    )
+    listed = [(t.config["configurable"]["thread_id"], t.metadata["step"]) for t in saver.list(None)]
+    assert sorted(listed) == sorted((t, 0) for t in ("one", "two/x") for _ in range(3))
+    assert len(list(saver.list(None, limit=4))) == 4
+    alisted = [t.config["configurable"]["thread_id"] async for t in saver.alist(None, limit=5)]
+    assert sorted(alisted) == ["one", "one", "one", "two/x", "two/x"]
+    # Without checkpoint_ns in the config: every checkpoint namespace of the thread.
+    _put(saver, "one", {"v": 1}, {"v": 1}, {"v": 1}, checkpoint_ns="sub")
+    assert len(list(saver.list({"configurable": {"thread_id": "one"}}))) == 4
+    await saver.memory.aclose()
+
+
 def test_threads_and_checkpoint_namespaces_map_injectively(server: ServerProcess) -> None:
     saver = _saver(server)
     threads = ["a/b", "a%2Fb", "a", "#runs", "#x", "x" * 300, "y" * 300, "é ✓"]

@@ -125,11 +125,8 @@ class BotWireSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         left = limit
-        scopes = (
-            self._scopes(config)
-            if config is not None
-            else [(ns, None) for ns in await self._arun(self._threads_op())]
-        )
+        thread = self._thread_scope(config)
+        scopes = thread or [(ns, None) for ns in await self._arun(self._threads_op())]
         for namespace, thread_id in scopes:
             listing = ops.listing_for(
                 self.serde, namespace, thread_id, config, filter=filter, before=before, limit=left
@@ -143,10 +140,17 @@ class BotWireSaver(BaseCheckpointSaver[str]):
                 return
 
     def _scopes(self, config: RunnableConfig | None) -> builtins.list[tuple[str, str | None]]:
-        if config is not None and (config.get("configurable") or {}).get("thread_id") is not None:
-            thread_id = ops.thread_of(config)
-            return [(self.namespace(thread_id), thread_id)]
-        return [(ns, None) for ns in self._run(self._threads_op())]
+        thread = self._thread_scope(config)
+        return thread or [(ns, None) for ns in self._run(self._threads_op())]
+
+    def _thread_scope(
+        self, config: RunnableConfig | None
+    ) -> builtins.list[tuple[str, str | None]] | None:
+        """The thread of ``config``, or None: every thread of the prefix."""
+        if config is None or (config.get("configurable") or {}).get("thread_id") is None:
+            return None
+        thread_id = ops.thread_of(config)
+        return [(self.namespace(thread_id), thread_id)]
 
     def _threads_op(self) -> Op[builtins.list[str]]:
         found = yield from ops.namespaces_op(self.prefix)
