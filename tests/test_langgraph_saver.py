@@ -205,6 +205,32 @@ async def test_list_without_a_thread_covers_every_thread(server: ServerProcess) 
     await saver.memory.aclose()
 
 
+def test_delete_for_runs_takes_a_graph_run_back_in_every_thread(server: ServerProcess) -> None:
+    saver = _saver(server)
+    app = langgraph_chat.build(saver)
+
+    def say(thread: str, text: str, run: str) -> None:
+        conf = {**langgraph_chat.config(thread), "metadata": {"run_id": run}}
+        app.invoke({"messages": [HumanMessage(text)]}, conf)
+
+    for thread in ("a", "b"):
+        say(thread, "hi", "run-1")
+        say(thread, "oops", "run-2")
+    saver.delete_for_runs(["run-2"])
+    for thread in ("a", "b"):
+        assert langgraph_chat.contents(app, thread)["messages"] == ["hi", "#1 heard hi"]
+        history = app.get_state_history(langgraph_chat.config(thread))
+        assert {s.metadata["run_id"] for s in history} == {"run-1"}
+    assert Memory(saver.runs_namespace, server.url).list_keys() == [
+        layout.run_index_key("run-1", saver.namespace(t)) for t in ("a", "b")
+    ]
+
+
+def test_import_botwire_needs_no_langgraph() -> None:
+    code = "import botwire, sys; assert not any(m.startswith('langgraph') for m in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_threads_and_checkpoint_namespaces_map_injectively(server: ServerProcess) -> None:
     saver = _saver(server)
     threads = ["a/b", "a%2Fb", "a", "#runs", "#x", "x" * 300, "y" * 300, "é ✓"]
