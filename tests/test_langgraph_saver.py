@@ -414,3 +414,16 @@ def test_the_readme_quick_start_remembers_across_processes(server: ServerProcess
     )  # the second turn saw the first
     assert second[:4] == first and len(second) == 8  # the next process went on from there
     assert second[-1].startswith("Hi, I'm Ann | Hi, I'm Ann | What's my name?")
+
+
+def test_every_method_has_an_async_twin_with_the_same_signature() -> None:
+    import inspect
+
+    names = ["get_tuple", "list", "put", "put_writes", "delete_thread"]
+    names += ["delete_for_runs", "copy_thread", "prune"]
+    for name in names:
+        sync, twin = getattr(BotWireSaver, name), getattr(BotWireSaver, "a" + name)
+        assert sync.__qualname__.startswith("BotWireSaver."), name  # not LangGraph's stub
+        assert twin.__qualname__.startswith("BotWireSaver."), name
+        # The same parameters; the results differ only by being awaited (or iterated async).
+        assert inspect.signature(sync).parameters == inspect.signature(twin).parameters, name
