@@ -126,6 +126,23 @@ def test_latest_checkpoint_costs_two_requests_whatever_the_thread_length(
     assert transport.requests[0].endswith("/batch")
 
 
+def test_writes_longer_than_a_page_come_back_whole_and_in_order(server: ServerProcess) -> None:
+    saver = _saver(server)
+    latest = _thread(saver, 3)
+    stored = {"configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": latest}}
+    for task in ("task-b", "task-a"):
+        saver.put_writes(stored, [(f"ch{i}", i) for i in range(12)], task, task_path=task)
+    # A repeat keeps the first value of a regular write and replaces a special one.
+    saver.put_writes(stored, [("ch0", "again"), ("__error__", "boom")], "task-a", "task-a")
+    saver.put_writes(stored, [("__error__", "boom 2")], "task-a", "task-a")
+    expected = [("task-a", "__error__", "boom 2")]
+    expected += [(task, f"ch{i}", i) for task in ("task-a", "task-b") for i in range(12)]
+    for tup in (saver.get_tuple({"configurable": {"thread_id": "t"}}), saver.get_tuple(stored)):
+        assert tup is not None and tup.pending_writes == expected
+    listed = list(saver.list({"configurable": {"thread_id": "t", "checkpoint_ns": ""}}))
+    assert [len(t.pending_writes or []) for t in listed] == [25, 0, 0]
+
+
 async def test_async_reads_cost_the_same(server: ServerProcess) -> None:
     transport = AsyncCounting()
     prefix = f"{fresh_namespace('lg')}/"
