@@ -317,6 +317,7 @@ class Group:
     key: str
     record: Mapping[str, Any]
     writes: list[Mapping[str, Any]] = field(default_factory=list)
+    skeleton: dict[str, Any] = field(default_factory=dict)  # the checkpoint, once decoded
 
 
 @dataclass
@@ -362,8 +363,7 @@ class Reader:
 
     def blob_keys(self, group: Group) -> dict[str, str]:
         """channel -> blob key, for every channel the checkpoint has a version of."""
-        skeleton = unpack(self.serde, group.record["checkpoint"])
-        group.record = {**group.record, "_skeleton": skeleton}
+        group.skeleton = skeleton = dict(unpack(self.serde, group.record["checkpoint"]))
         ns = str(group.record["checkpoint_ns"])
         return {
             ch: layout.blob_key(ns, ch, version)
@@ -388,7 +388,7 @@ class Reader:
         record = group.record
         thread_id = str(record["thread_id"])
         checkpoint_ns = str(record["checkpoint_ns"])
-        skeleton = dict(record["_skeleton"])
+        skeleton = dict(group.skeleton)
         skeleton["channel_values"] = {
             ch: unpack(self.serde, found[key].value) for ch, key in blobs.items() if key in found
         }
