@@ -329,6 +329,25 @@ def test_a_graph_keeps_history_and_travels_back_in_time(server: ServerProcess) -
     assert ours == theirs  # the same history and branches as LangGraph's in-memory saver
 
 
+async def test_a_graph_runs_on_the_async_methods(server: ServerProcess) -> None:
+    saver = _saver(server)
+    app = langgraph_chat.build(saver)
+    conf = langgraph_chat.config("async")
+    for text in ("hi", "order tea"):
+        await app.ainvoke({"messages": [HumanMessage(text)]}, conf)
+    assert (await app.aget_state(conf)).next == ("confirm",)
+    await app.ainvoke(Command(resume="placed"), conf)
+    state = await app.aget_state(conf)
+    assert [m.content for m in state.values["messages"]][-2:] == [
+        "#2 heard order tea",
+        "order placed",
+    ]
+    assert len([s async for s in app.aget_state_history(conf)]) == len(
+        list(app.get_state_history(conf))
+    )
+    await saver.memory.aclose()
+
+
 def _chat(server: ServerProcess, *args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, str(CHAT), *args],
