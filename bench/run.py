@@ -25,6 +25,7 @@ from typing import Any
 from . import pgdb
 from .httpbench import run_matrix
 from .load import SCENARIOS, wrk_path
+from .overhead import TOKEN_CHECK, run_overhead
 from .pipeline import QUICK_PIPELINE, PipelineSizes, postgres_backend, run_pipeline, sqlite_backend
 from .procs import (
     ServerProcess,
@@ -103,6 +104,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-pipeline",
         action="store_true",
         help="skip the batch, watch fan-out and expiry figures",
+    )
+    p.add_argument(
+        "--no-overhead",
+        action="store_true",
+        help="skip the cost-of-a-feature figures (server CPU per GET with token checks on)",
     )
     p.add_argument(
         "--no-langgraph",
@@ -248,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "http": [],
         "scaling": None,
         "pipeline": None,
+        "overhead": [],
         "langgraph": None,
         "targets": [],
         "profile": None,
@@ -289,6 +296,21 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=args.warmup,
                 generator=generator,
                 log=log,
+            )
+        if not args.no_overhead:
+            results["overhead"].append(
+                run_overhead(
+                    "token check",
+                    *TOKEN_CHECK,
+                    scenario="get",
+                    connections=max(args.connections),
+                    repeats=args.repeats,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    workdir=workdir,
+                    generator=generator,
+                    log=log,
+                )
             )
         if not args.no_langgraph:
             from .langgraph import run_langgraph
