@@ -380,6 +380,12 @@ def _source_note(source: dict[str, Any] | None) -> str:
     return f"; commit {source['commit']}{dirty}"
 
 
+def langgraph_rows(results: dict[str, Any]) -> list[list[str]]:
+    from .langgraph import rows
+
+    return rows(results.get("langgraph"))
+
+
 def render_text(results: dict[str, Any]) -> str:
     parts = [_meta_line(results), "", _text_table(HTTP_HEADER, http_rows(results))]
     scaling = scaling_rows(results)
@@ -391,6 +397,10 @@ def render_text(results: dict[str, Any]) -> str:
     overhead = overhead_rows(results)
     if overhead:
         parts += ["", _text_table(["cost of a feature (SQLite)", "figure"], overhead)]
+    graph = langgraph_rows(results)
+    if graph:
+        steps = results["langgraph"]["steps"]
+        parts += ["", _text_table([f"LangGraph, {steps}-step graph run", "figure"], graph)]
     parts += ["", _text_table(["target", "measured", "bound", "verdict"], target_rows(results))]
     return "\n".join(parts)
 
@@ -406,6 +416,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     overhead = overhead_rows(results)
     if overhead:
         parts += ["", _md_table(["cost of a feature (SQLite)", "figure"], overhead)]
+    graph = langgraph_rows(results)
+    if graph:
+        steps = results["langgraph"]["steps"]
+        parts += ["", _md_table([f"LangGraph, {steps}-step graph run", "figure"], graph)]
     parts += ["", _md_table(["target", "measured", "bound", "verdict"], target_rows(results))]
     return "\n".join(parts)
 

@@ -111,6 +111,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the cost-of-a-feature figures (server CPU per GET with token checks on)",
     )
     p.add_argument(
+        "--no-langgraph",
+        action="store_true",
+        help="skip the LangGraph checkpointer comparison (bench/langgraph.py)",
+    )
+    p.add_argument(
+        "--langgraph-steps",
+        type=int,
+        default=int(env("BENCH_LANGGRAPH_STEPS", "200")),
+        help="steps of the LangGraph graph run per saver (BENCH_LANGGRAPH_STEPS, 200)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="small sizes (scaling: 10/300 versions, 10/50 keys, 2,000 events; pipeline: "
@@ -244,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "scaling": None,
         "pipeline": None,
         "overhead": [],
+        "langgraph": None,
         "targets": [],
         "profile": None,
     }
@@ -299,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:
                     generator=generator,
                     log=log,
                 )
+            )
+        if not args.no_langgraph:
+            from .langgraph import run_langgraph
+
+            results["langgraph"] = run_langgraph(
+                steps=args.langgraph_steps,
+                repeats=args.repeats,
+                workdir=workdir,
+                postgres_admin_url=args.postgres_admin_url if _use_postgres(args) else None,
+                log=log,
             )
     results["targets"] = evaluate_targets(results)
     results["meta"]["machine"]["loadavg_after"] = _loadavg()

@@ -30,7 +30,8 @@ SCENARIOS = {"put", "get", "mix", "cas"}
 def run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
     out = tmp_path / "results"
     cmd = [sys.executable, "-m", "bench", "--duration", "1", "--repeats", "1", "--warmup", "0"]
-    cmd += ["--connections", "2", "--postgres", "no", "--no-chart", "--out", str(out), *args]
+    cmd += ["--connections", "2", "--postgres", "no", "--no-chart", "--out", str(out)]
+    cmd += ["--no-langgraph", *args] if "--langgraph-steps" not in args else list(args)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads((out / "latest.json").read_text(encoding="utf-8")), proc.stdout
@@ -102,6 +103,20 @@ def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     assert all(t["measured"] is not None and isinstance(t["met"], bool) for t in results["targets"])
     assert "req/s median" in printed and "verdict" in printed
     assert "| target | scenario |" in render_markdown(results)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_smoke_langgraph_figures(tmp_path: Path) -> None:
+    args = ("--no-http", "--no-scaling", "--no-pipeline", "--no-overhead", "--langgraph-steps", "5")
+    results, printed = run_bench(tmp_path, *args)
+    graph = results["langgraph"]
+    assert graph["steps"] == 5 and graph["repeats"] == 1
+    names = [s["name"] for s in graph["savers"]]
+    assert names[0] == "BotWireSaver (server on SQLite)"
+    for saver in graph["savers"]:
+        assert 0 < saver["min"] <= saver["steps_per_s"] <= saver["max"], saver
+    assert "LangGraph, 5-step graph run" in printed
 
 
 @pytest.mark.e2e
