@@ -1,10 +1,12 @@
-"""``botwire.langgraph``: LangGraph's long-term memory store on BotWire (extra ``langgraph``).
+"""``botwire.langgraph``: LangGraph persistence on BotWire (needs the ``langgraph`` extra): the
+checkpointer and the long-term memory store.
 
-from botwire.langgraph import BotWireStore
+from botwire.langgraph import BotWireSaver, BotWireStore
 """
 
 from __future__ import annotations
 
+from botwire_client.langgraph_saver import BotWireSaver
 from botwire_client.langgraph_store import BotWireStore
 
-__all__ = ["BotWireStore"]
+__all__ = ["BotWireSaver", "BotWireStore"]

@@ -374,7 +374,7 @@ def test_the_readme_quick_start_runs_as_written(
 
     monkeypatch.setenv("BOTWIRE_URL", server.url)
     scope: dict[str, Any] = {}
-    exec(compile(readme_block("### LangGraph"), "README.md", "exec"), scope)
+    exec(compile(readme_block("### LangGraph long-term memory"), "README.md", "exec"), scope)
     store = scope["store"]
     assert store.namespace_name(("memories", "ada")) == "lg:memories/ada"
     assert len(store.history(("memories", "ada"), "m001")) == 2  # set, then the undo's delete
