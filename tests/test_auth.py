@@ -87,6 +87,7 @@ ROUTES: dict[str, tuple[str, str, Any, str]] = {
         "write",
     ),
     "get_many": ("POST", "/namespaces/{ns}/get", {"keys": ["k"]}, "read"),
+    "query": ("POST", "/namespaces/{ns}/query", {"filter": {"v": {"$gte": 0}}}, "read"),
     "changes": ("GET", "/namespaces/{ns}/changes", None, "read"),
     "watch": ("GET", "/namespaces/{ns}/watch", None, "read"),
     "stats": ("GET", "/stats/memory", None, "root"),

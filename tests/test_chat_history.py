@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -41,8 +41,22 @@ def namespace() -> str:
     return fresh_namespace("chat")
 
 
+_opened: list[BotWireChatHistory] = []
+
+
 def _history(server: ServerProcess, namespace: str, session: str = "s-1") -> BotWireChatHistory:
-    return BotWireChatHistory(session, namespace, base_url=server.url)
+    history = BotWireChatHistory(session, namespace, base_url=server.url)
+    _opened.append(history)
+    return history
+
+
+@pytest.fixture(autouse=True)
+async def _close_histories() -> AsyncIterator[None]:
+    # Close each history's connections in the test's own event loop, so that none is left for
+    # the garbage collector to find (a ResourceWarning) during a later test.
+    yield
+    while _opened:
+        await _opened.pop().memory.aclose()
 
 
 def test_is_a_langchain_chat_history_with_the_default_namespace(
