@@ -21,6 +21,7 @@ from ..errors import BotWireServerError, NotFound, Unavailable
 from ..settings import Settings
 from ..storage import Store, create_store
 from . import body, openapi
+from .channel_routes import ROUTES as CHANNEL_ROUTES
 from .errors import EXCEPTION_HANDLERS, error_response
 from .paths import RawPathRouting
 from .routes import ROUTES
@@ -215,7 +216,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         )
     middleware += [Middleware(AuthMiddleware), Middleware(RawPathRouting)]
     app = Starlette(
-        routes=ROUTES,
+        routes=ROUTES + CHANNEL_ROUTES,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
@@ -236,7 +237,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     app.state.lifecycle = lifecycle
     app.state.openapi = openapi.DOCUMENT_BYTES
     app.state.mcp = LazyMcp(app, settings)
-    app.router.routes.append(Route("/mcp", app.state.mcp))
+    app.router.routes.append(Route("/mcp", app.state.mcp, methods=["GET", "POST", "DELETE"]))
     return app
 
 
