@@ -1123,11 +1123,12 @@ def test_the_watch_stream_is_documented_as_server_sent_events() -> None:
 def test_every_body_schema_comes_from_a_wire_struct() -> None:
     import msgspec
 
-    from botwire_server.http import wire
+    from botwire_server.http import channel_wire, wire
 
     structs = {
         name
-        for name, obj in vars(wire).items()
+        for module in (wire, channel_wire)
+        for name, obj in vars(module).items()
         if isinstance(obj, type) and issubclass(obj, msgspec.Struct) and obj is not msgspec.Struct
     }
     assert set(DOCUMENT["components"]["schemas"]) <= structs
