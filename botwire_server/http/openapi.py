@@ -518,7 +518,7 @@ OPERATIONS = [
         "lookupAgent",
         "A registered agent.",
         cw.AgentOut,
-        "400",
+        "400 404",
     ),
     Operation(
         "get",
@@ -545,7 +545,7 @@ OPERATIONS = [
         "joinChannel",
         "Join a channel (again: no change).",
         cw.JoinOut,
-        "400 413 415 429 507",
+        "400 404 413 415 429 507",
         params=(P_JOIN_AGENT,),
     ),
     Operation(
@@ -554,7 +554,7 @@ OPERATIONS = [
         "postEntry",
         "Append a typed entry: one revision of the channel's namespace, its id.",
         cw.EntryOut,
-        "400 413 415 429 507",
+        "400 404 413 415 429 507",
         cw.PostBody,
     ),
     Operation(
@@ -563,7 +563,7 @@ OPERATIONS = [
         "channelMessages",
         "The oldest entries after since/after, at most limit (default 50).",
         cw.MessagesOut,
-        "400 410",
+        "400 404 410",
         params=(P_SINCE, P_ENTRY_AFTER, P_TYPE, _limit(50)),
     ),
     Operation(
@@ -572,7 +572,7 @@ OPERATIONS = [
         "channelMembers",
         "The agents that joined a channel.",
         cw.MembersOut,
-        "400",
+        "400 404",
     ),
     Operation(
         "get",
