@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from botwire_client import core
 from botwire_client.core import Op, Request, _ok, _path
@@ -292,6 +292,26 @@ class Channel:
         after: int | None = None,
     ) -> list[dict[str, Any]]:
         return await self._memory._arun(read_op(self.name, type, since, after, limit))
+
+    @overload
+    def watch(
+        self,
+        callback: None = None,
+        type: str | None = None,
+        poll_interval: float | None = None,
+        *,
+        after: int | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+
+    @overload
+    def watch(
+        self,
+        callback: Callable[[dict[str, Any]], None],
+        type: str | None = None,
+        poll_interval: float | None = None,
+        *,
+        after: int | None = None,
+    ) -> None: ...
 
     def watch(
         self,

@@ -22,6 +22,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources.templates import ResourceSecurity
 from pydantic import BaseModel, Field
 
+from botwire_client import core
+from botwire_client.core import Op, Request, _ok, _path
 from botwire_client.errors import BotWireError
 from botwire_client.memory import Memory
 from botwire_client.models import Event
@@ -238,10 +240,10 @@ def build_server(memory_for: MemoryFactory, *, namespace: str | None = None) -> 
     ) -> KeysResult:
         m = memory(ctx, namespace)
         try:
-            keys = await m.alist_keys(prefix)
+            keys, more, _ = await m._arun(first_keys_op(m.namespace, prefix, limit))
         except BotWireError as exc:
             raise tool_error(exc) from exc
-        return KeysResult(namespace=m.namespace, keys=keys[:limit], truncated=len(keys) > limit)
+        return KeysResult(namespace=m.namespace, keys=keys, truncated=more)
 
     @server.tool(
         description="The past writes of a key, newest first: each with its revision, op "
@@ -371,13 +373,26 @@ def build_server(memory_for: MemoryFactory, *, namespace: str | None = None) -> 
     return server
 
 
+def first_keys_op(
+    namespace: str, prefix: str | None, limit: int
+) -> Op[tuple[list[str], bool, int]]:
+    """One page of keys: (the first ``limit`` keys, whether more follow, the revision read).
+    A model asks for a handful; a namespace may hold millions."""
+    params = {"limit": str(limit)}
+    if prefix:
+        params["prefix"] = core.check_prefix(prefix) or ""
+    req = Request("GET", _path("memory", namespace), params=params)
+    data = _ok((yield req), req)
+    keys = [entry["key"] if isinstance(entry, dict) else entry for entry in data["keys"]]
+    return keys, bool(data.get("next_cursor")), int(data.get("revision") or 0)
+
+
 async def _namespace_json(m: Memory) -> dict[str, Any]:
     try:
-        head = await m.ahead()
-        keys = await m.alist_keys(as_of=head)
+        keys, more, revision = await m._arun(first_keys_op(m.namespace, None, 1000))
     except BotWireError as exc:
         raise tool_error(exc) from exc
-    return {"namespace": m.namespace, "revision": head, "keys": keys[:1000]}
+    return {"namespace": m.namespace, "revision": revision, "keys": keys, "more_keys": more}
 
 
 def _event(e: Event) -> HistoryEvent:
