@@ -27,9 +27,11 @@ A worked example: ``alice`` creates ``trading`` and posts twice, ``bob`` once::
 Reading: ``since`` (Unix seconds, as 0.2.1 sends it) means "entries committed after that
 time"; ``after`` (an id) "entries with a greater id". Either way a page holds the OLDEST
 ``limit`` entries that follow, so a reader paging with the last timestamp (or id) it saw never
-skips one. Commit times never go backwards but two commits may share a microsecond; a page
-therefore never ends inside such a tie: it takes the whole tie, so ``since`` = its last
-timestamp loses nothing.
+skips one. Commit times never go backwards but two commits may share a microsecond (a group
+commit on PostgreSQL gives its commits one time); a server process therefore posts to a channel
+one entry at a time, after the clock has passed the previous entry's time, and a page never
+ends inside a tie that still happens (replicas, a clock set back): it takes the whole tie, so
+``since`` = its last timestamp loses nothing.
 
 Access: a channel's grants are those of its namespace (``botwire:channel:<name>``): read for
 messages and members, write for create, join and post. Registering an agent needs write on
@@ -39,7 +41,9 @@ that registered it: only that token (or an admin on ``*``) may re-register it or
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -71,6 +75,7 @@ VALID_TYPES = frozenset(
 ENTRY_MAX_BYTES = 10 * 1024
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 AGENT_NAME_MAX = 128
+TICK_WAIT = 0.005  # at most this long for the clock to pass the previous post's time
 TEXT_MAX = 1000
 MAX_CAPABILITIES = 50
 
@@ -190,6 +195,10 @@ class Channels:
     def __init__(self, store: Store, *, tokens: bool) -> None:
         self.store = store
         self.tokens = tokens
+        # Per channel namespace: (posts waiting or running, their lock), and the last commit
+        # time a post got here (forgotten once no post runs: the clock has moved on by then).
+        self._posting: dict[str, tuple[int, asyncio.Lock]] = {}
+        self._last_at: dict[str, int] = {}
 
     # -- identities ------------------------------------------------------------------------
 
@@ -389,7 +398,27 @@ class Channels:
         await self._info(name)
         await self._acting_as(who, agent_id)
         value = _encode(EntryValue(agent_id, kind, msgspec.Raw(data)))
-        done = await self.store.commit(ns, [Write(op="set", key=kind, value=value)])
+        # One post of a channel at a time in this process, each after the clock has passed
+        # the previous one's commit time: entries get distinct timestamps, which 0.2.1's
+        # polling watch needs (it drops an entry whose timestamp equals the last one's).
+        # Without the lock, concurrent posts may share a group commit and its time.
+        waiters, lock = self._posting.get(ns, (0, asyncio.Lock()))
+        self._posting[ns] = (waiters + 1, lock)
+        try:
+            async with lock:
+                last = self._last_at.get(ns, 0)
+                give_up = time.monotonic() + TICK_WAIT
+                while self.store.clock() <= last and time.monotonic() < give_up:
+                    await asyncio.sleep(0.0002)
+                done = await self.store.commit(ns, [Write(op="set", key=kind, value=value)])
+                self._last_at[ns] = done.at
+        finally:
+            waiters, lock = self._posting[ns]
+            if waiters == 1:
+                del self._posting[ns]
+                self._last_at.pop(ns, None)
+            else:
+                self._posting[ns] = (waiters - 1, lock)
         return Entry(done.revision, agent_id, kind, msgspec.Raw(data), done.at)
 
     async def messages(

@@ -4,6 +4,7 @@ microsecond included), the 0.2.1 types and size limit, quotas, grants and token 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import msgspec
@@ -179,3 +180,17 @@ async def test_memory_verbs_refuse_reserved_namespaces(store: Store) -> None:
         await service.rollback(OPEN, "botwire:agents", 0)
     assert await store.head("botwire:channel:t") == 0
     await service.set(OPEN, "botwire-not-reserved", "k", b"1")  # only the "botwire:" prefix
+
+
+async def test_concurrent_posts_get_distinct_timestamps(store: Store) -> None:
+    """0.2.1's polling watch drops an entry whose timestamp equals the previous one's; posts
+    racing into one channel (a group commit on PostgreSQL) must still get distinct times."""
+    c = Channels(store, tokens=False)
+    await c.register(OPEN, "a")
+    await c.create(OPEN, "race", "a")
+    posted = await asyncio.gather(*(c.post(OPEN, "race", "a", "data", data(i)) for i in range(40)))
+    by_id = sorted(posted, key=lambda e: e.id)
+    assert [e.id for e in by_id] == list(range(1, 41))
+    stamps = [e.timestamp for e in by_id]
+    assert all(a < b for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert c._posting == {}  # nothing left behind once no post runs
