@@ -48,6 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     db = tmp_path_factory.mktemp("mcp") / "botwire.db"
     with ServerProcess(f"sqlite:///{db}", env=ENV) as process:
         yield process
+        # The MCP session manager ran in the lifespan: the server still stops gracefully.
+        assert process.stop() == 0, process.output()[-2000:]
 
 
 @asynccontextmanager
