@@ -10,7 +10,7 @@ DB_URL ?= sqlite:///./data/botwire.db
 LOCK := constraints.txt
 PIP_INSTALL := $(BIN)/python -m pip install --quiet -c $(LOCK)
 
-.PHONY: install lock run test test-long lint format bench soak clean
+.PHONY: install lock run test test-long test-container container-tools lint format bench soak screenshots chromium clean
 
 # A changed lock file reinstalls, as a changed pyproject.toml does. The locked pip comes first:
 # it installs the rest about 20 s faster than the pip that Python 3.11's venv bundles.
@@ -60,9 +60,37 @@ TEST_WORKERS ?= 2
 test: $(STAMP) lint
 	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS)
 
-# The long reliability runs (many crash cycles, long fuzzing); .ci/run runs it after `make test`.
-test-long: $(STAMP)
+# The long reliability runs (many crash cycles, long fuzzing), the container image test and the
+# web inspector's browser tests; .ci/run runs it after `make test`.
+test-long: $(STAMP) container-tools chromium
 	$(BIN)/pytest -m slow
+
+# The container image alone: build deploy/Dockerfile with podman, run it, restart it on its
+# volume, run deploy/compose.yaml (tests/test_container_image.py; about 8 minutes cold, when the
+# packages are installed, the base image made and every wheel downloaded; about 1 minute warm).
+test-container: $(STAMP) container-tools
+	$(BIN)/pytest -m slow tests/test_container_image.py
+
+# What the container test runs on a host without Docker: Debian's podman with runc (crun fails on
+# hybrid cgroups; it is not installed), debootstrap for the local base image, podman-compose.
+# Installed once, with apt-get (needs root, as wrk for make bench does).
+CONTAINER_TOOLS := podman runc debootstrap podman-compose
+container-tools:
+	@missing=; for tool in $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(CONTAINER_TOOLS); \
+	fi
+
+# Debian's Chromium for the web inspector's browser tests (Playwright drives it; it never
+# downloads a browser of its own). Needs root once, like the bench's wrk.
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# The web inspector's screenshots in docs/ui/ (shown in the README), taken by Playwright from a
+# real server with example data.
+screenshots: $(STAMP) chromium
+	$(BIN)/python tests/ui_screenshots.py docs/ui
 
 # Soak: 64 connections of mixed traffic for 10 minutes, zero errors and flat server memory
 # (options through SOAK_ARGS, e.g. SOAK_ARGS="--duration 120"; python -m bench.soak --help).

@@ -26,11 +26,13 @@ from .procs import MemorySampler, ServerProcess
 from .stats import summary
 
 
-def prepare(url: str) -> None:
+def prepare(url: str, authorization: str | None = None) -> None:
     """Create the keys the GET, mix and CAS scenarios read."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     headers = {"Content-Type": "application/json"}
+    if authorization:
+        headers["Authorization"] = authorization
     try:
         puts = [(HOT_KEY, VALUE_200), (COUNTER_KEY, "0")]
         puts += [(f"m-k{i}", VALUE_200) for i in range(1, MIX_KEYS + 1)]

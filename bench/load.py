@@ -8,6 +8,7 @@ Each run happens in a separate process from the server under test and returns on
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -84,11 +85,22 @@ def run_load(
     duration: float,
     workdir: Path,
     generator: str,
+    authorization: str | None = None,
 ) -> LoadResult:
-    """Load ``base_url`` with ``scenario`` for ``duration`` seconds from a separate process."""
+    """Load ``base_url`` with ``scenario`` for ``duration`` seconds from a separate process;
+    ``authorization``: an ``Authorization`` header value sent with every request."""
+    env = _env(authorization)
     if generator == "wrk":
-        return _run_wrk(base_url, scenario, connections, duration, workdir)
-    return _run_python(base_url, scenario, connections, duration)
+        return _run_wrk(base_url, scenario, connections, duration, workdir, env)
+    return _run_python(base_url, scenario, connections, duration, env)
+
+
+def _env(authorization: str | None) -> dict[str, str]:
+    # The generators read the header from the environment (wrk's Lua has no other way in).
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_AUTHORIZATION"}
+    if authorization:
+        env["BENCH_AUTHORIZATION"] = authorization
+    return env
 
 
 class TimedLoad:
@@ -129,7 +141,12 @@ def _timeline(raw: dict[str, list[float]]) -> tuple[list[float], list[float]]:
 
 
 def _run_wrk(
-    base_url: str, scenario: str, connections: int, duration: float, workdir: Path
+    base_url: str,
+    scenario: str,
+    connections: int,
+    duration: float,
+    workdir: Path,
+    env: dict[str, str],
 ) -> LoadResult:
     wrk = wrk_path()
     if wrk is None:
@@ -148,14 +165,16 @@ def _run_wrk(
         "--",
         *scenario_args(scenario),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             return _result(json.loads(line.removeprefix("BENCH_JSON ")))
     raise RuntimeError(f"wrk gave no result (exit {out.returncode}): {out.stderr or out.stdout}")
 
 
-def _run_python(base_url: str, scenario: str, connections: int, duration: float) -> LoadResult:
+def _run_python(
+    base_url: str, scenario: str, connections: int, duration: float, env: dict[str, str]
+) -> LoadResult:
     cmd = [
         sys.executable,
         "-m",
@@ -169,7 +188,9 @@ def _run_python(base_url: str, scenario: str, connections: int, duration: float)
         str(duration),
     ]
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, cwd=root)
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=duration + 60, cwd=root, env=env
+    )
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             return _result(json.loads(line.removeprefix("BENCH_JSON ")))

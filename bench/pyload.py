@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import signal
@@ -41,6 +42,9 @@ class Counters:
         self.conflicts = 0
         self.increments = 0
         self.deadline = 0.0
+        # BENCH_AUTHORIZATION (set by the runner): an Authorization header on every request.
+        auth = os.environ.get("BENCH_AUTHORIZATION", "")
+        self.header = f"Authorization: {auth}\r\n".encode() if auth else b""
 
     def stop(self) -> None:
         self.deadline = 0.0
@@ -89,6 +93,10 @@ async def _client(
                     )
             else:
                 req = next_request().replace(b"{host}", host.encode())
+            if counters.header:
+                # After the request line: the same header on every request, as wrk sends it.
+                line, _, rest = req.partition(b"\r\n")
+                req = line + b"\r\n" + counters.header + rest
             start = time.perf_counter()
             status, body = await _exchange(reader, writer, req)
             counters.latencies.append(time.perf_counter() - start)

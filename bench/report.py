@@ -145,7 +145,39 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     elif "watch" in (pipeline.get("errors") or {}):
         add("watch: deliveries missed (figure failed)", None, "<=", 0, "")
+    for fig in results.get("overhead") or []:
+        bound = OVERHEAD_BOUNDS.get(fig["name"])
+        if bound is not None:
+            add(
+                f"{fig['name']}: server CPU per {fig['scenario'].upper()}, "
+                f"{fig['variant']} over {fig['baseline']}",
+                fig["overhead_pct"]["median"],
+                "<",
+                bound,
+                "%",
+            )
     return targets
+
+
+# The most a feature may add to a request's server CPU, in percent.
+OVERHEAD_BOUNDS = {"token check": 5.0}
+
+
+def overhead_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for fig in results.get("overhead") or []:
+        cpu, rps = fig["cpu_us_per_request"], fig["rps"]
+        base, other = fig["baseline"], fig["variant"]
+        rows.append(
+            [
+                f"{fig['name']}: {fig['scenario'].upper()}, {fig['connections']} conns",
+                f"{_spread(fig['overhead_pct'], '{:+.1f}')} % server CPU per request; "
+                f"{other} {cpu[other]['median']:.0f} µs vs {base} {cpu[base]['median']:.0f} µs;"
+                f" {rps[other]['median']:,.0f} vs {rps[base]['median']:,.0f} req/s; "
+                f"errors {fig['errors']}",
+            ]
+        )
+    return rows
 
 
 def _verdict(met: bool | None) -> str:
@@ -348,6 +380,12 @@ def _source_note(source: dict[str, Any] | None) -> str:
     return f"; commit {source['commit']}{dirty}"
 
 
+def langgraph_rows(results: dict[str, Any]) -> list[list[str]]:
+    from .langgraph import rows
+
+    return rows(results.get("langgraph"))
+
+
 def render_text(results: dict[str, Any]) -> str:
     parts = [_meta_line(results), "", _text_table(HTTP_HEADER, http_rows(results))]
     scaling = scaling_rows(results)
@@ -356,6 +394,13 @@ def render_text(results: dict[str, Any]) -> str:
     pipeline = pipeline_rows(results)
     if pipeline:
         parts += ["", _text_table(["pipeline", "figure"], pipeline)]
+    overhead = overhead_rows(results)
+    if overhead:
+        parts += ["", _text_table(["cost of a feature (SQLite)", "figure"], overhead)]
+    graph = langgraph_rows(results)
+    if graph:
+        steps = results["langgraph"]["steps"]
+        parts += ["", _text_table([f"LangGraph, {steps}-step graph run", "figure"], graph)]
     parts += ["", _text_table(["target", "measured", "bound", "verdict"], target_rows(results))]
     return "\n".join(parts)
 
@@ -368,6 +413,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     pipeline = pipeline_rows(results)
     if pipeline:
         parts += ["", _md_table(["pipeline", "figure"], pipeline)]
+    overhead = overhead_rows(results)
+    if overhead:
+        parts += ["", _md_table(["cost of a feature (SQLite)", "figure"], overhead)]
+    graph = langgraph_rows(results)
+    if graph:
+        steps = results["langgraph"]["steps"]
+        parts += ["", _md_table([f"LangGraph, {steps}-step graph run", "figure"], graph)]
     parts += ["", _md_table(["target", "measured", "bound", "verdict"], target_rows(results))]
     return "\n".join(parts)
 

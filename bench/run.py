@@ -25,6 +25,7 @@ from typing import Any
 from . import pgdb
 from .httpbench import run_matrix
 from .load import SCENARIOS, wrk_path
+from .overhead import TOKEN_CHECK, run_overhead
 from .pipeline import QUICK_PIPELINE, PipelineSizes, postgres_backend, run_pipeline, sqlite_backend
 from .procs import (
     ServerProcess,
@@ -103,6 +104,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-pipeline",
         action="store_true",
         help="skip the batch, watch fan-out and expiry figures",
+    )
+    p.add_argument(
+        "--no-overhead",
+        action="store_true",
+        help="skip the cost-of-a-feature figures (server CPU per GET with token checks on)",
+    )
+    p.add_argument(
+        "--no-langgraph",
+        action="store_true",
+        help="skip the LangGraph checkpointer comparison (bench/langgraph.py)",
+    )
+    p.add_argument(
+        "--langgraph-steps",
+        type=int,
+        default=int(env("BENCH_LANGGRAPH_STEPS", "200")),
+        help="steps of the LangGraph graph run per saver (BENCH_LANGGRAPH_STEPS, 200)",
     )
     p.add_argument(
         "--quick",
@@ -237,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         "http": [],
         "scaling": None,
         "pipeline": None,
+        "overhead": [],
+        "langgraph": None,
         "targets": [],
         "profile": None,
     }
@@ -276,6 +295,31 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 warmup=args.warmup,
                 generator=generator,
+                log=log,
+            )
+        if not args.no_overhead:
+            results["overhead"].append(
+                run_overhead(
+                    "token check",
+                    *TOKEN_CHECK,
+                    scenario="get",
+                    connections=max(args.connections),
+                    repeats=args.repeats,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    workdir=workdir,
+                    generator=generator,
+                    log=log,
+                )
+            )
+        if not args.no_langgraph:
+            from .langgraph import run_langgraph
+
+            results["langgraph"] = run_langgraph(
+                steps=args.langgraph_steps,
+                repeats=args.repeats,
+                workdir=workdir,
+                postgres_admin_url=args.postgres_admin_url if _use_postgres(args) else None,
                 log=log,
             )
     results["targets"] = evaluate_targets(results)

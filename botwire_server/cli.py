@@ -37,6 +37,13 @@ def exposed_without_auth(settings: Settings, *, has_tokens: bool = False) -> str
         return None
     if settings.admin_token or has_tokens:
         return None
+    if is_loopback(host):
+        # Only when BOTWIRE_AUTH=tokens was asked for explicitly: no token could call it.
+        return (
+            f"refusing to serve on {host} with BOTWIRE_AUTH=tokens: no token exists to call it "
+            "with. Create one (botwire token create --db <url> --name <name> --grant '*:admin') "
+            "or set BOTWIRE_ADMIN_TOKEN to a token of your own (bw_<id>_<secret>)."
+        )
     return (
         f"refusing to serve on {host} without authentication: anyone who can reach it could "
         "read and write every namespace. Set BOTWIRE_ADMIN_TOKEN to a token of your own "
@@ -64,6 +71,20 @@ async def _migrate(settings: Settings) -> list[str]:
 
     store = create_store(settings)
     return await store.migrate()
+
+
+async def _has_usable_token(settings: Settings) -> bool:
+    """Whether the database holds a token that is neither revoked nor expired."""
+    from .auth import Authenticator
+    from .storage import create_store
+
+    store = create_store(settings)
+    await store.open()
+    try:
+        now = store.clock()
+        return any(Authenticator.usable(t, now) for t in await store.list_tokens())
+    finally:
+        await store.close()
 
 
 # File descriptors kept for the database, its WAL and journal, log files, the listening
@@ -198,22 +219,26 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= settings.port <= 65535:
         print(f"botwire: --port {settings.port} is invalid: use 0-65535.", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        refusal = exposed_without_auth(settings)
-        if refusal is not None:
-            print(f"botwire: {refusal}", file=sys.stderr)
-            return 2
-        if not is_loopback(settings.host) and settings.auth == "off":
-            print(
-                f"botwire: warning: serving on {settings.host} with BOTWIRE_AUTH=off: every "
-                "client that can reach it can read and write every namespace.",
-                file=sys.stderr,
-            )
     try:
         applied = asyncio.run(_migrate(settings))
+        # Tokens made with `botwire token create --db` count: only a database without one
+        # (and no BOTWIRE_ADMIN_TOKEN) leaves a server with tokens on that nobody can call.
+        if args.command == "serve" and exposed_without_auth(settings) is not None:
+            refusal = exposed_without_auth(
+                settings, has_tokens=asyncio.run(_has_usable_token(settings))
+            )
+            if refusal is not None:
+                print(f"botwire: {refusal}", file=sys.stderr)
+                return 2
     except BotWireServerError as exc:
         print(f"botwire: cannot migrate {redacted(settings.database_url)}: {exc}", file=sys.stderr)
         return 1
+    if args.command == "serve" and not is_loopback(settings.host) and settings.auth == "off":
+        print(
+            f"botwire: warning: serving on {settings.host} with BOTWIRE_AUTH=off: every "
+            "client that can reach it can read and write every namespace.",
+            file=sys.stderr,
+        )
     if args.command == "migrate":
         print(
             f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")

@@ -73,3 +73,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if callspec is not None and "postgres" in callspec.params.values():
             item.add_marker(pytest.mark.postgres)
     items[:] = sorted(items, key=lambda item: not _uses_crewai_venv(item))
+
+
+# Reports a test wants in the log even when it passes (LangGraph's checkpointer conformance):
+# it records them with record_property(REPORT_PROPERTY, text); pytest-xdist carries the
+# property back to the main process, which prints them after the run.
+REPORT_PROPERTY = "printed_report"
+_reports: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _reports.extend(str(v) for k, v in report.user_properties if k == REPORT_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for text in _reports:
+        terminalreporter.write_line(text)

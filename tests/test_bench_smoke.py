@@ -30,7 +30,8 @@ SCENARIOS = {"put", "get", "mix", "cas"}
 def run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
     out = tmp_path / "results"
     cmd = [sys.executable, "-m", "bench", "--duration", "1", "--repeats", "1", "--warmup", "0"]
-    cmd += ["--connections", "2", "--postgres", "no", "--no-chart", "--out", str(out), *args]
+    cmd += ["--connections", "2", "--postgres", "no", "--no-chart", "--out", str(out)]
+    cmd += ["--no-langgraph", *args] if "--langgraph-steps" not in args else list(args)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads((out / "latest.json").read_text(encoding="utf-8")), proc.stdout
@@ -60,7 +61,7 @@ def check_http(results: dict[str, Any], scenarios: set[str]) -> None:
 
 @pytest.mark.e2e
 def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
-    results, printed = run_bench(tmp_path, "--quick", "--no-pipeline")
+    results, printed = run_bench(tmp_path, "--quick", "--no-pipeline", "--no-overhead")
     assert results["meta"]["generator"] in {"wrk", "python"}
     assert set(results["meta"]["source"]) == {"commit", "server_modified"}
     check_http(results, SCENARIOS)
@@ -105,18 +106,42 @@ def test_smoke_run_reports_every_figure(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
+def test_smoke_langgraph_figures(tmp_path: Path) -> None:
+    args = ("--no-http", "--no-scaling", "--no-pipeline", "--no-overhead", "--langgraph-steps", "5")
+    results, printed = run_bench(tmp_path, *args)
+    graph = results["langgraph"]
+    assert graph["steps"] == 5 and graph["repeats"] == 1
+    names = [s["name"] for s in graph["savers"]]
+    assert names[0] == "BotWireSaver (server on SQLite)"
+    for saver in graph["savers"]:
+        assert 0 < saver["min"] <= saver["steps_per_s"] <= saver["max"], saver
+    assert "LangGraph, 5-step graph run" in printed
+
+
+@pytest.mark.e2e
 def test_python_load_generator_drives_the_same_scenarios(tmp_path: Path) -> None:
-    results, _ = run_bench(
-        tmp_path, "--generator", "python", "--no-scaling", "--scenarios", "put,cas"
+    results, printed = run_bench(
+        tmp_path, "--generator", "python", "--no-scaling", "--no-pipeline", "--scenarios", "put,cas"
     )
     assert results["meta"]["generator"] == "python"
     assert results["scaling"] is None
     check_http(results, {"put", "cas"})
+    # The token check's cost: GETs carrying a real token against a server with tokens on
+    # (a 401 would count as an error), over the same GETs with auth off.
+    (fig,) = results["overhead"]
+    assert (fig["name"], fig["scenario"], fig["errors"]) == ("token check", "get", 0)
+    for side in ("auth off", "tokens"):
+        assert fig["cpu_us_per_request"][side]["median"] > 0
+        assert fig["rps"][side]["median"] > 0
+    (target,) = [t for t in results["targets"] if t["target"].startswith("token check")]
+    assert target["measured"] == fig["overhead_pct"]["median"] and target["bound"] == 5.0
+    assert "cost of a feature" in printed
 
 
 @pytest.mark.e2e
 def test_smoke_pipeline_figures(tmp_path: Path) -> None:
-    results, printed = run_bench(tmp_path, "--quick", "--no-http", "--no-scaling")
+    results, printed = run_bench(tmp_path, "--quick", "--no-http", "--no-scaling", "--no-overhead")
     assert results["http"] == [] and results["scaling"] is None
     pipeline = results["pipeline"]
     assert pipeline["errors"] == {}

@@ -1,14 +1,17 @@
-"""The container's command line, run outside a container (no Docker here).
+"""The container's command line, run outside a container (fast; test_container_image.py builds
+and runs the real image with podman in ``make test-long``).
 
-The Dockerfile is parsed for its ENV, CMD, HEALTHCHECK, USER and VOLUME; its CMD then runs with
-its environment, with two changes a shared test machine needs: the ``/data`` volume becomes a
-temporary directory and the port a free one (and the host, ``0.0.0.0`` in the image, becomes
-127.0.0.1). The health check command must pass against it and fail once it is stopped.
+The Dockerfile is parsed for the ENV, CMD, HEALTHCHECK, USER and VOLUME of its final stage; its
+CMD then runs with its environment, with the changes a shared test machine needs: the ``/data``
+volume becomes a temporary directory, the port a free one, the host (``0.0.0.0`` in the image)
+127.0.0.1, and the image's virtualenv on PATH this checkout's. The health check command must pass
+against it and fail once it is stopped.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -47,10 +50,21 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def dockerfile() -> dict[str, object]:
+    """The final stage's instructions; FROM with the default of its build argument filled in."""
+    args: dict[str, str] = {}
     env: dict[str, str] = {}
     found: dict[str, object] = {"ENV": env}
     for word, rest in instructions(DOCKERFILE):
-        if word == "ENV":
+        if word == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = default
+        elif word == "FROM":
+            env.clear()  # a new stage
+            image = rest.split(" AS ")[0]
+            for name, default in args.items():
+                image = image.replace("${" + name + "}", default)
+            found["FROM"] = image
+        elif word == "ENV":
             for pair in shlex.split(rest):
                 name, _, value = pair.partition("=")
                 env[name] = value
@@ -64,6 +78,10 @@ def dockerfile() -> dict[str, object]:
 
 
 def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert text.count("\nFROM ") == 2  # a build stage and a final stage without it
+    assert "--from=build /opt/botwire /opt/botwire" in text
+    assert "-c constraints.txt" in text  # the versions the code was tested with
     d = dockerfile()
     assert str(d["FROM"]).startswith("python:3.") and str(d["FROM"]).endswith("-slim")
     assert d["USER"] not in {"root", "0", ""}
@@ -85,6 +103,8 @@ def test_container_command_serves_and_passes_its_health_check(tmp_path: Path) ->
     env = {k: v.replace("/data/", f"{tmp_path}/") for k, v in env_in_image.items()}
     env["BOTWIRE_PORT"] = str(port)
     bindir = Path(sys.executable).parent
+    assert env["PATH"].startswith("/opt/botwire/bin:")  # where the image puts `botwire`
+    env["PATH"] = f"{bindir}:{os.environ['PATH']}"
     cmd = [str(bindir / "botwire") if a == "botwire" else a for a in d["CMD"]]  # type: ignore[attr-defined]
     cmd = ["127.0.0.1" if a == "0.0.0.0" else a for a in cmd]
     health = d["HEALTHCHECK"]

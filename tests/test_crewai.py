@@ -18,7 +18,8 @@ from server_process import ServerProcess
 
 from botwire import Memory
 
-pytestmark = pytest.mark.e2e
+# make test-long: building .cache/crewai-venv is minutes of pip on a fresh machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

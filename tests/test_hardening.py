@@ -346,7 +346,8 @@ def test_serve_on_every_interface_without_auth_exits_2(tmp_path: Path) -> None:
         done.stderr
     )
     assert "BOTWIRE_AUTH=off" in done.stderr and "BOTWIRE_ADMIN_TOKEN" in done.stderr
-    assert not db.exists()  # refused before migrating
+    # Refused after migrating (the file exists): only the database can tell whether a token
+    # exists to call the server with.
 
 
 def test_serve_on_every_interface_with_auth_off_starts_with_a_warning(tmp_path: Path) -> None:
@@ -356,3 +357,29 @@ def test_serve_on_every_interface_with_auth_off_starts_with_a_warning(tmp_path: 
     with process as server:  # ServerProcess talks to it on 127.0.0.1
         assert httpx.get(f"{server.url}/healthz").status_code == 200
         assert "serving on 0.0.0.0 with BOTWIRE_AUTH=off" in server.output()
+
+
+def test_tokens_on_loopback_need_a_token_to_call_it_with(tmp_path: Path) -> None:
+    """BOTWIRE_AUTH=tokens asked for on loopback: refused while no usable token exists (nobody
+    could call the server), served once `botwire token create --db` has made one."""
+    db = f"sqlite:///{tmp_path / 'tokens.db'}"
+    env = {**clean_env(), "BOTWIRE_AUTH": "tokens"}
+    argv = [BOTWIRE, "serve", "--host", "127.0.0.1", "--port", str(free_port()), "--db", db]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        "botwire: refusing to serve on 127.0.0.1 with BOTWIRE_AUTH=tokens: no token exists"
+    ), done.stderr
+    made = subprocess.run(
+        [BOTWIRE, "token", "create", "--db", db, "--name", "ops", "--grant", "*:read"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    token = made.stdout.split()[0]
+    with ServerProcess(db, env={"BOTWIRE_AUTH": "tokens"}) as server:
+        assert httpx.get(f"{server.url}/memory/ns/k").status_code == 401
+        r = httpx.get(f"{server.url}/memory/ns/k", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 404, r.text

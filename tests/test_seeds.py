@@ -49,7 +49,15 @@ def _run(python: str, url: str, *args: str) -> None:
     assert done.returncode == 0, f"{args}:\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.mark.parametrize("name", SNIPPETS)
+# The CrewAI snippet runs in .cache/crewai-venv: minutes of pip on a fresh machine, so in
+# make test-long with the other CrewAI tests.
+RUNS = [
+    pytest.param(name, marks=pytest.mark.slow) if name in NEEDS_CREWAI else name
+    for name in SNIPPETS
+]
+
+
+@pytest.mark.parametrize("name", RUNS)
 def test_seed_snippet_runs_and_its_data_survives_restarts(name: str, tmp_path: Path) -> None:
     python = crewai_python() if name in NEEDS_CREWAI else PYTHON
     # The default settings, as a user's server has them (the free tier's quotas included).

@@ -1,5 +1,10 @@
 -- Shared by every scenario (the runner prepends this file to the scenario's script).
 -- Each thread gets an id; done() prints one JSON line the runner parses.
+-- BENCH_AUTHORIZATION (set by the runner): an Authorization header sent with every request.
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then
+   wrk.headers["Authorization"] = authorization
+end
 local threads = {}
 
 function setup(thread)

@@ -636,6 +636,53 @@ PATHS["/openapi.json"] = {
     }
 }
 
+# The web inspector: a page and its static files, public (they hold no data).
+_UI_HEADERS = {
+    name: {"schema": {"type": "string"}}
+    for name in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "ETag")
+}
+P_FILE = _param(
+    "file",
+    "path",
+    {"type": "string", "pattern": r"^[a-z0-9-]+\.(js|css|svg)$"},
+    "A file of the page, as the page names it (app.js, style.css, ...).",
+)
+PATHS["/ui"] = {
+    "get": {
+        "operationId": "inspector",
+        "summary": "The web inspector's page (HTML; no token needed, it holds no data).",
+        "responses": {
+            "200": {
+                "description": "The page, with a strict Content-Security-Policy.",
+                "headers": _UI_HEADERS,
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            "503": _error("503"),
+        },
+        "security": [],
+    }
+}
+PATHS["/ui/{file}"] = {
+    "get": {
+        "operationId": "inspectorFile",
+        "summary": "A script, style sheet or icon of the web inspector.",
+        "parameters": [P_FILE],
+        "responses": {
+            "200": {
+                "description": "The file, with the same headers as the page.",
+                "headers": _UI_HEADERS,
+                "content": {
+                    media: {"schema": {"type": "string"}}
+                    for media in ("text/javascript", "text/css", "image/svg+xml")
+                },
+            },
+            "404": _error("404"),
+            "503": _error("503"),
+        },
+        "security": [],
+    }
+}
+
 DOCUMENT: Schema = {
     "openapi": "3.1.0",
     "info": {
@@ -643,7 +690,8 @@ DOCUMENT: Schema = {
         "version": "0.1.0",
         "description": "Persistent memory for AI agents on an event-sourced append log. Every "
         "error is JSON {error, code, status, ...}. With BOTWIRE_AUTH=tokens every route but "
-        "/healthz and /openapi.json needs Authorization: Bearer bw_<id>_<secret>.",
+        "/healthz, /openapi.json and the web inspector's files (/ui) needs Authorization: "
+        "Bearer bw_<id>_<secret>.",
     },
     "paths": PATHS,
     "security": [{"bearer": []}],

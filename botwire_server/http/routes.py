@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from .. import auth, service
 from ..settings import Limits
 from ..storage.base import Item, TokenRecord
-from . import body, params, paths, stream, wire
+from . import body, params, paths, stream, ui, wire
 
 if TYPE_CHECKING:
     from ..service import BatchOp, Service
@@ -416,4 +416,6 @@ ROUTES = [
     _route("/admin/tokens/{id}", DELETE=revoke_token),
     _route("/healthz", GET=healthz),
     _route("/openapi.json", GET=openapi),
+    _route("/ui", GET=ui.page),
+    _route("/ui/{file}", GET=ui.asset),
 ]
