@@ -1,6 +1,7 @@
 """``botwire``: the import name users know. The client lives in ``botwire_client``.
 
 from botwire import Memory, BotWireChatHistory, BotWireError, ConflictError
+from botwire import Channel, register
 from botwire.memory import memory_tools
 """
 
@@ -16,6 +17,7 @@ from botwire_client import (
     BatchResult,
     BotWireError,
     Change,
+    Channel,
     Conflict,
     ConflictError,
     Event,
@@ -32,7 +34,9 @@ from botwire_client import (
     ServerUnavailable,
     TooLarge,
     __version__,
+    aregister,
     memory_tools,
+    register,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ __all__ = [
     "BotWireChatHistory",
     "BotWireError",
     "Change",
+    "Channel",
     "Conflict",
     "ConflictError",
     "Event",
@@ -62,7 +67,9 @@ __all__ = [
     "ServerUnavailable",
     "TooLarge",
     "__version__",
+    "aregister",
     "memory_tools",
+    "register",
 ]
 
 

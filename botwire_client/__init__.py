@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botwire_client.batch import AsyncBatch, Batch
+from botwire_client.channel import Channel, aregister, register
 from botwire_client.errors import (
     AuthError,
     BotWireError,
@@ -40,6 +41,7 @@ __all__ = [
     "Batch",
     "BatchResult",
     "BotWireChatHistory",
+    "Channel",
     "BotWireError",
     "Change",
     "Conflict",
@@ -58,7 +60,9 @@ __all__ = [
     "ServerError",
     "ServerUnavailable",
     "TooLarge",
+    "aregister",
     "memory_tools",
+    "register",
 ]
 
 

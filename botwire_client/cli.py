@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the server (see `botwire serve --help`)")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("token", help="manage API tokens (see `botwire token --help`)")
+    sub.add_parser("mcp", help="serve the Model Context Protocol over stdio (`botwire mcp -h`)")
 
     def command(name: str, run: Callable[[Memory, argparse.Namespace], Any], text: str) -> Any:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
@@ -254,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         from botwire_server.cli import main as server_main
 
         return server_main(args)
+    if args and args[0] == "mcp":
+        from botwire_client.mcp_stdio import main as mcp_main
+
+        return mcp_main(args[1:])
     if args and args[0] == "token":
         from botwire_server.token_cli import main as token_main
 

@@ -16,6 +16,7 @@ One handler (``botwire_server.http.errors``) renders any of them as the canonica
     ├── RequestTimeout (408 request_timeout: head or body not received in time)
     ├── Conflict (409 version_conflict; carries current_version)
     ├── BatchConflict (409 batch_conflict; carries conflicts: [{index, key, current_version}])
+    ├── Exists (409 channel_exists, registration_conflict)
     ├── RevisionCompacted (410 revision_compacted; carries oldest_revision)
     ├── PayloadTooLarge (413 value_too_large, namespace_full)
     ├── UnsupportedMediaType (415 unsupported_media_type)
@@ -65,6 +66,9 @@ class InvalidInput(BotWireServerError):
         "invalid_name",
         "invalid_parameter",
         "invalid_cursor",
+        "invalid_type",
+        "reserved_namespace",
+        "agent_not_registered",
     )
 
 
@@ -98,7 +102,13 @@ class Forbidden(BotWireServerError):
 class NotFound(BotWireServerError):
     status = 404
     default_code = "not_found"
-    codes = ("key_not_found", "route_not_found", "token_not_found")
+    codes = (
+        "key_not_found",
+        "route_not_found",
+        "token_not_found",
+        "agent_not_found",
+        "channel_not_found",
+    )
 
 
 class MethodNotAllowed(BotWireServerError):
@@ -149,6 +159,14 @@ class BatchConflict(BotWireServerError):
         self.conflicts = conflicts
 
 
+class Exists(BotWireServerError):
+    """A channel created twice, or an agent registered by two requests at once."""
+
+    status = 409
+    default_code = "channel_exists"
+    codes = ("channel_exists", "registration_conflict")
+
+
 class RevisionCompacted(BotWireServerError):
     status = 410
     default_code = "revision_compacted"
@@ -166,7 +184,7 @@ class RevisionCompacted(BotWireServerError):
 class PayloadTooLarge(BotWireServerError):
     status = 413
     default_code = "value_too_large"
-    codes = ("value_too_large", "namespace_full")
+    codes = ("value_too_large", "namespace_full", "entry_too_large")
     fields = ("limit",)
 
 

@@ -27,6 +27,7 @@ import msgspec
 
 from . import auth, naming
 from .auth import Access, Authenticator, Grant, Principal
+from .channels import Channels, refuse_reserved
 from .errors import InvalidInput, NotFound
 from .expiry import Sweeper
 from .settings import Settings
@@ -112,9 +113,12 @@ async def _page(
 
 
 def _allow(who: Principal, namespace: str, access: Access) -> str:
-    """The one access check of a namespace verb: the validated name, or ``Forbidden``."""
+    """The one access check of a namespace verb: the validated name, or ``Forbidden``.
+    Reserved namespaces (identities, channels) take writes only through their own verbs."""
     ns = naming.namespace(namespace)
     who.require(ns, access)
+    if access == "write":
+        refuse_reserved(ns)
     return ns
 
 
@@ -170,6 +174,7 @@ class Service:
         self.hub = Hub(store)
         self.sweeper = Sweeper(store, interval=settings.expiry_interval)
         self.auth = Authenticator(store, settings)
+        self.channels = Channels(store, tokens=self.auth.enabled)
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ def err(status: int, code: str, error: str, **extra: Any) -> dict[str, Any]:
 
 
 SET_K = ("PUT", "/memory/ns/k", {"json": {"value": 1}})
+REGISTER_A = ("POST", "/identity/register", {"json": {"name": "a"}})
+CREATE_C = ("POST", "/channels/c/create", {"json": {"agent_id": "a"}})
 JSON = {"Content-Type": "application/json"}
 NOT_JSON = (
     "The body is not valid JSON: send one UTF-8 encoded JSON document "
@@ -754,6 +756,80 @@ CASES = [
         setup=[SET_K],
         limits=Limits(writes_per_day=1),
     ),
+    # -- identities and channels --------------------------------------------------------------
+    Case(
+        "channel post of an unknown type",
+        "POST",
+        "/channels/c/post",
+        err(
+            400,
+            "invalid_type",
+            "Invalid type 'gossip'. Use: alert, analysis, data, decision, human, question, "
+            "response, signal, status.",
+        ),
+        {"json": {"agent_id": "a", "type": "gossip", "data": 1}},
+    ),
+    Case(
+        "memory write into a reserved namespace",
+        "PUT",
+        "/memory/botwire%3Aagents/k",
+        err(
+            400,
+            "reserved_namespace",
+            "Namespace 'botwire:agents' is reserved for agent identities and channels (names "
+            "starting with 'botwire:'); write it through the /identity and /channels routes.",
+        ),
+        {"json": {"value": 1}},
+    ),
+    Case(
+        "channel created by an unregistered agent",
+        "POST",
+        "/channels/c/create",
+        err(
+            400,
+            "agent_not_registered",
+            "Agent 'a' is not registered; register it first (POST /identity/register, or "
+            "botwire.register('a', accept_terms=True)).",
+        ),
+        {"json": {"agent_id": "a"}},
+    ),
+    Case(
+        "agent lookup",
+        "GET",
+        "/identity/lookup/nobody",
+        err(404, "agent_not_found", "No agent is registered as 'nobody'."),
+    ),
+    Case(
+        "messages of an unknown channel",
+        "GET",
+        "/channels/c/messages",
+        err(
+            404,
+            "channel_not_found",
+            "Channel 'c' does not exist; create it first (POST /channels/c/create).",
+        ),
+    ),
+    Case(
+        "channel created twice",
+        "POST",
+        "/channels/c/create",
+        err(409, "channel_exists", "Channel 'c' already exists; join it instead."),
+        {"json": {"agent_id": "a"}},
+        setup=[REGISTER_A, CREATE_C],
+    ),
+    Case(
+        "channel entry over 10 KiB",
+        "POST",
+        "/channels/c/post",
+        err(
+            413,
+            "entry_too_large",
+            "The entry's data is 10243 bytes, over the limit of 10240.",
+            limit=10240,
+        ),
+        {"json": {"agent_id": "a", "type": "data", "data": "x" * 10241}},
+        setup=[REGISTER_A, CREATE_C],
+    ),
 ]
 
 
@@ -820,6 +896,13 @@ def test_every_code_has_a_row() -> None:
         "shutting_down",
         "disk_full",
         "internal_error",
+        "invalid_type",
+        "reserved_namespace",
+        "agent_not_registered",
+        "agent_not_found",
+        "channel_not_found",
+        "channel_exists",
+        "entry_too_large",
     }
     assert codes == contract
 

@@ -3,19 +3,25 @@ the service layer over it (watch hub, expiry sweeper), and the shutdown gate."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.abc
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import auth, service
-from ..errors import BotWireServerError, Unavailable
+from ..errors import BotWireServerError, NotFound, Unavailable
 from ..settings import Settings
 from ..storage import Store, create_store
 from . import body, openapi
+from .channel_routes import ROUTES as CHANNEL_ROUTES
 from .errors import EXCEPTION_HANDLERS, error_response
 from .paths import RawPathRouting
 from .routes import ROUTES
@@ -67,6 +73,68 @@ class ShutdownGate:
 
 # Routes that hold no data and answer without a token.
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/ui"})
+
+
+class LazyMcp:
+    """``/mcp``, built on its first request: importing the MCP SDK costs more CPU than the
+    rest of the server's start, and most servers never see an MCP client. The session
+    manager then runs in a task of the lifespan's task group (``running``) until shutdown.
+    Without the ``mcp`` package, ``/mcp`` answers 404 saying what to install."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._mount: ASGIApp | None = None
+        self._lock = anyio.Lock()
+        self._group: anyio.abc.TaskGroup | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+                self._mount = None
+                group.cancel_scope.cancel()
+
+    async def _ready(self) -> ASGIApp:
+        async with self._lock:
+            if self._mount is not None:
+                return self._mount
+            if self._group is None:
+                raise Unavailable("MCP runs only while the server's lifespan runs.")
+            try:
+                module = await anyio.to_thread.run_sync(
+                    importlib.import_module, "botwire_server.http.mcp_mount"
+                )
+            except ImportError as exc:
+                raise NotFound(
+                    f"This server has no MCP endpoint: the mcp package is missing ({exc}). "
+                    "Install it: pip install 'botwire-server[mcp]'.",
+                    code="route_not_found",
+                ) from exc
+            mount: ASGIApp = module.McpMount(self.app, self.settings)
+            started = anyio.Event()
+
+            async def run() -> None:
+                async with mount.run():  # type: ignore[attr-defined]
+                    started.set()
+                    await anyio.sleep_forever()
+
+            self._group.start_soon(run)
+            await started.wait()
+            self._mount = mount
+            return mount
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            mount = self._mount or await self._ready()
+        except BotWireServerError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await mount(scope, receive, send)
 
 
 class AuthMiddleware:
@@ -125,7 +193,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         # The sweeper runs while the store is open; the hub follows its commits.
         app.state.service.start()
         try:
-            yield
+            async with mcp_running(app):
+                yield
         finally:
             lifecycle.close()
             await app.state.service.close()
@@ -147,7 +216,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
         )
     middleware += [Middleware(AuthMiddleware), Middleware(RawPathRouting)]
     app = Starlette(
-        routes=ROUTES,
+        routes=ROUTES + CHANNEL_ROUTES,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
@@ -167,4 +236,13 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
     app.state.batch_body_limit = body.batch_body_limit(settings.limits.value_max_bytes)
     app.state.lifecycle = lifecycle
     app.state.openapi = openapi.DOCUMENT_BYTES
+    app.state.mcp = LazyMcp(app, settings)
+    app.router.routes.append(Route("/mcp", app.state.mcp, methods=["GET", "POST", "DELETE"]))
     return app
+
+
+@asynccontextmanager
+async def mcp_running(app: Starlette) -> AsyncIterator[None]:
+    """Room for the MCP session manager's task group, for the application's lifetime."""
+    async with app.state.mcp.running():
+        yield

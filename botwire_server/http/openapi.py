@@ -19,8 +19,10 @@ import msgspec
 from botwire_client import names
 
 from .. import errors
+from ..channels import VALID_TYPES
 from ..service import MAX_KEYS, MAX_TTL_SECONDS
 from ..storage.base import MAX_OPS
+from . import channel_wire as cw
 from . import wire
 from .body import MAX_DEPTH
 from .wire import MAX_INT
@@ -154,6 +156,17 @@ BODIES: tuple[type[msgspec.Struct], ...] = (
     wire.TokenCreated,
     wire.TokenList,
     wire.TokenOut,
+    cw.RegisterBody,
+    cw.AgentOut,
+    cw.SearchOut,
+    cw.CreateBody,
+    cw.ChannelOut,
+    cw.ChannelsOut,
+    cw.JoinOut,
+    cw.PostBody,
+    cw.EntryOut,
+    cw.MessagesOut,
+    cw.MembersOut,
 )
 _, _components = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
 SCHEMAS: dict[str, Schema] = {name: _refine(name, s) for name, s in sorted(_components.items())}
@@ -276,7 +289,37 @@ P_EXPECTED = _param(
 )
 P_TOKEN_ID = _param("id", "path", {"type": "string", "minLength": 1}, "A token's id.")
 P_NS_PREFIX = _param("prefix", "query", names.PREFIX_SCHEMA, "Namespace prefix.")
-_PATH_PARAMS = {"ns": P_NS, "key": P_KEY, "id": P_TOKEN_ID}
+P_CHANNEL = _param(
+    "name",
+    "path",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "Channel name: 1-64 letters, digits, '-' or '_'.",
+)
+P_AGENT = _param("agent_id", "path", {"type": "string", "minLength": 1}, "A registered agent.")
+_PATH_PARAMS = {
+    "ns": P_NS,
+    "key": P_KEY,
+    "id": P_TOKEN_ID,
+    "name": P_CHANNEL,
+    "agent_id": P_AGENT,
+}
+P_SINCE = _param(
+    "since", "query", {"type": "number", "minimum": 0}, "Unix seconds: entries committed after."
+)
+P_ENTRY_AFTER = _param(
+    "after", "query", {"type": "integer", "minimum": 0}, "An entry id: entries after it."
+)
+P_TYPE = _param(
+    "type",
+    "query",
+    {"type": "string", "enum": sorted(VALID_TYPES)},
+    "Only entries of this type.",
+)
+P_JOIN_AGENT = _param(
+    "agent_id", "query", {"type": "string", "minLength": 1}, "The registered agent joining."
+)
+P_CAPABILITY = _param("capability", "query", {"type": "string"}, "Agents with this capability.")
+P_QUERY = _param("q", "query", {"type": "string"}, "Text in the agent's name or description.")
 PUBLIC = {"/healthz", "/openapi.json"}
 
 
@@ -471,6 +514,77 @@ OPERATIONS = [
         "Revoke a token (needs admin on *); within 2 s no server process accepts it.",
         wire.TokenOut,
         "404",
+    ),
+    Operation(
+        "post",
+        "/identity/register",
+        "registerAgent",
+        "Register an agent (or update it, with the token that registered it).",
+        cw.AgentOut,
+        "400 409 413 415 429 507",
+        cw.RegisterBody,
+    ),
+    Operation(
+        "get",
+        "/identity/lookup/{agent_id}",
+        "lookupAgent",
+        "A registered agent.",
+        cw.AgentOut,
+        "400 404",
+    ),
+    Operation(
+        "get",
+        "/identity/search",
+        "searchAgents",
+        "Registered agents in name order, by capability and text.",
+        cw.SearchOut,
+        "400",
+        params=(P_CAPABILITY, P_QUERY, _limit(100)),
+    ),
+    Operation("get", "/channels", "listChannels", "Channels the token may read.", cw.ChannelsOut),
+    Operation(
+        "post",
+        "/channels/{name}/create",
+        "createChannel",
+        "Create a channel; its creator joins it.",
+        cw.ChannelOut,
+        "400 409 413 415 429 507",
+        cw.CreateBody,
+    ),
+    Operation(
+        "post",
+        "/channels/{name}/join",
+        "joinChannel",
+        "Join a channel (again: no change).",
+        cw.JoinOut,
+        "400 404 413 415 429 507",
+        params=(P_JOIN_AGENT,),
+    ),
+    Operation(
+        "post",
+        "/channels/{name}/post",
+        "postEntry",
+        "Append a typed entry: one revision of the channel's namespace, its id.",
+        cw.EntryOut,
+        "400 404 413 415 429 507",
+        cw.PostBody,
+    ),
+    Operation(
+        "get",
+        "/channels/{name}/messages",
+        "channelMessages",
+        "The oldest entries after since/after, at most limit (default 50).",
+        cw.MessagesOut,
+        "400 404 410",
+        params=(P_SINCE, P_ENTRY_AFTER, P_TYPE, _limit(50)),
+    ),
+    Operation(
+        "get",
+        "/channels/{name}/members",
+        "channelMembers",
+        "The agents that joined a channel.",
+        cw.MembersOut,
+        "400 404",
     ),
     Operation(
         "get",
