@@ -152,6 +152,9 @@ BODIES: tuple[type[msgspec.Struct], ...] = (
     wire.TokenCreated,
     wire.TokenList,
     wire.TokenOut,
+    wire.RunPage,
+    wire.RevertBody,
+    wire.RevertOut,
 )
 _, _components = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
 SCHEMAS: dict[str, Schema] = {name: _refine(name, s) for name, s in sorted(_components.items())}
