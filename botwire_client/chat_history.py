@@ -52,13 +52,15 @@ def _as_dicts(value: Any) -> list[dict[str, Any]]:
     return value
 
 
-def append_op(namespace: str, key: str, new: list[dict[str, Any]]) -> Op[int]:
+def append_op(
+    namespace: str, key: str, new: list[dict[str, Any]], meta: core.WriteMeta = core.NO_META
+) -> Op[int]:
     """Append ``new`` to the list under ``key`` with compare-and-set; return the new version."""
     while True:
         item = yield from core.item_op(namespace, key, None)
         current, expected = ([], 0) if item is None else (_as_dicts(item.value), item.version)
         try:
-            return (yield from core.set_op(namespace, key, current + new, expected))
+            return (yield from core.set_op(namespace, key, current + new, expected, None, meta))
         except ConflictError:
             continue  # another writer appended first: re-read and append after its messages
 
@@ -67,7 +69,9 @@ class BotWireChatHistory(BaseChatMessageHistory):
     """LangChain ``BaseChatMessageHistory`` backed by BotWire, with native async methods.
 
     ``memory`` overrides the ``Memory`` built from ``namespace`` and ``base_url`` (to share
-    one connection pool between many sessions).
+    one connection pool between many sessions). ``run``: the run id (a LangGraph thread, a
+    workflow run) every write of this history belongs to, so that ``Memory.revert_run`` can
+    undo it.
     """
 
     def __init__(
@@ -78,9 +82,14 @@ class BotWireChatHistory(BaseChatMessageHistory):
         base_url: str | None = None,
         token: str | None = None,
         memory: Memory | None = None,
+        run: str | None = None,
     ) -> None:
         self.session_id = core.check_key(session_id)
-        self.memory = memory if memory is not None else Memory(namespace, base_url, token=token)
+        if memory is None:
+            memory = Memory(namespace, base_url, token=token, run=run)
+        elif run is not None:
+            memory = memory.with_run(run)
+        self.memory = memory
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
@@ -92,12 +101,14 @@ class BotWireChatHistory(BaseChatMessageHistory):
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         new = messages_to_dict(list(messages))
         if new:
-            self.memory._run(append_op(self.memory.namespace, self.session_id, new))
+            meta = self.memory._meta(None, None)
+            self.memory._run(append_op(self.memory.namespace, self.session_id, new, meta))
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         new = messages_to_dict(list(messages))
         if new:
-            await self.memory._arun(append_op(self.memory.namespace, self.session_id, new))
+            meta = self.memory._meta(None, None)
+            await self.memory._arun(append_op(self.memory.namespace, self.session_id, new, meta))
 
     def clear(self) -> None:
         self.memory.delete(self.session_id)
