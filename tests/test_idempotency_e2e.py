@@ -187,45 +187,48 @@ def test_sigkill_while_idempotent_writes_are_in_flight(backend: str, tmp_path: P
         db_context = None
         db = f"sqlite:///{tmp_path / 'c.db'}"
     try:
-        server = ServerProcess(db, env=ENV).start()
-        n = 400
-        results: dict[int, int] = {}
-        killed = threading.Event()
-
-        def killer() -> None:
-            # Kill once about a third of the writes were acknowledged, then restart on the
-            # same port: the writes in flight meet a dead server and retry.
-            while len(results) < n // 3:
-                threading.Event().wait(0.005)
-            server.kill()
-            killed.set()
-            server.start()
-
-        memory = Memory("crash", server.url)
-        memory.retry = type(memory.retry)(retries=200, backoff=0.02, max_backoff=0.25)
-
-        def write(i: int) -> None:
-            results[i] = memory.set(f"k{i}", {"i": i}, idempotency_key=f"w{i}")
-
-        thread = threading.Thread(target=killer)
-        thread.start()
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(write, range(n)))
-        thread.join()
-        assert killed.is_set()
-        # Every retry of an acknowledged or in-flight write now returns its original outcome.
-        for i in range(n):
-            assert memory.set(f"k{i}", {"i": i}, idempotency_key=f"w{i}") == results[i]
-        memory.close()
-        check_exactly_once(server.url, "crash", dict(results), n)
-        with httpx.Client() as c:
-            r = c.put(
-                f"{server.url}/memory/crash/k0",
-                json={"value": 1},
-                headers={"Idempotency-Key": "w0"},
-            )
-        assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused"
-        server.stop()
+        with ServerProcess(db, env=ENV) as server:
+            _kill_during_writes(server)
     finally:
         if db_context is not None:
             db_context.__exit__(None, None, None)
+
+
+def _kill_during_writes(server: ServerProcess) -> None:
+    n = 400
+    results: dict[int, int] = {}
+    killed = threading.Event()
+
+    def killer() -> None:
+        # Kill once about a third of the writes were acknowledged, then restart on the
+        # same port: the writes in flight meet a dead server and retry.
+        while len(results) < n // 3:
+            threading.Event().wait(0.005)
+        server.kill()
+        killed.set()
+        server.start()
+
+    memory = Memory("crash", server.url)
+    memory.retry = type(memory.retry)(retries=200, backoff=0.02, max_backoff=0.25)
+
+    def write(i: int) -> None:
+        results[i] = memory.set(f"k{i}", {"i": i}, idempotency_key=f"w{i}")
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(write, range(n)))
+    thread.join()
+    assert killed.is_set()
+    # Every retry of an acknowledged or in-flight write now returns its original outcome.
+    for i in range(n):
+        assert memory.set(f"k{i}", {"i": i}, idempotency_key=f"w{i}") == results[i]
+    memory.close()
+    check_exactly_once(server.url, "crash", dict(results), n)
+    with httpx.Client() as c:
+        r = c.put(
+            f"{server.url}/memory/crash/k0",
+            json={"value": 1},
+            headers={"Idempotency-Key": "w0"},
+        )
+    assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused"
