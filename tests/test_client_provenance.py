@@ -96,6 +96,7 @@ def test_chat_history_run(server: ServerProcess) -> None:
         assert m.get("s1") is None
 
 
+@pytest.mark.slow  # four interpreter starts
 def test_cli_run_and_revert_run(server: ServerProcess) -> None:
     ns = fresh_namespace()
     env = subprocess_env(server.url)
