@@ -27,7 +27,15 @@ from botwire_client.errors import (
 )
 from botwire_client.feed import AsyncEventStream, EventStream
 from botwire_client.memory import Memory
-from botwire_client.models import BatchResult, Change, Conflict, Event, Item, RollbackResult
+from botwire_client.models import (
+    BatchResult,
+    Change,
+    Conflict,
+    Event,
+    Item,
+    RevertResult,
+    RollbackResult,
+)
 
 if TYPE_CHECKING:
     from botwire_client.chat_history import BotWireChatHistory
@@ -55,6 +63,7 @@ __all__ = [
     "Memory",
     "NotFound",
     "QuotaExceeded",
+    "RevertResult",
     "RevisionCompacted",
     "RollbackResult",
     "ServerError",
@@ -67,17 +76,17 @@ __all__ = [
 
 
 def memory_tools(
-    namespace: str, base_url: str | None = None, *, token: str | None = None
+    namespace: str, base_url: str | None = None, *, token: str | None = None, run: str | None = None
 ) -> list[Any]:
     """CrewAI tools (remember, recall, list keys) over ``Memory(namespace, base_url,
-    token=token)``."""
+    token=token, run=run)``: with ``run``, every write the tools make belongs to that run."""
     try:
         from botwire_client.crewai_tools import build_tools
     except ImportError as exc:
         raise ImportError(
             f"memory_tools needs CrewAI ({exc}). Install it: pip install 'botwire-server[crewai]'"
         ) from exc
-    return build_tools(Memory(namespace, base_url, token=token))
+    return build_tools(Memory(namespace, base_url, token=token, run=run))
 
 
 def __getattr__(name: str) -> Any:

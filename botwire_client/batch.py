@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 class _Collect:
     """What both batches share: adding ops (each checked at once) and the committed result."""
 
-    def __init__(self, memory: Memory) -> None:
+    def __init__(self, memory: Memory, meta: core.WriteMeta = core.NO_META) -> None:
         self._memory = memory
-        self._ops = core.BatchOps(memory.namespace)
+        self._ops = core.BatchOps(memory.namespace, meta)
         self.result: BatchResult | None = None
 
     def _open(self) -> core.BatchOps:

@@ -145,7 +145,12 @@ class Layout:
         return _as_dicts(value)
 
 
-def append_op(layout: Layout, new: list[dict[str, Any]], known: list[_Counter | None]) -> Op[None]:
+def append_op(
+    layout: Layout,
+    new: list[dict[str, Any]],
+    known: list[_Counter | None],
+    meta: core.WriteMeta = core.NO_META,
+) -> Op[None]:
     """Append ``new`` after every message stored so far (see the module docstring).
     ``known[0]``: the counter this instance last wrote or read, updated here."""
     chunk = core.BATCH_LIMIT - 2
@@ -159,7 +164,7 @@ def append_op(layout: Layout, new: list[dict[str, Any]], known: list[_Counter | 
                 if counter is None:
                     legacy = yield from layout.legacy_op()
                     counter = _Counter(1, 1, bool(legacy), 0)
-            ops = core.BatchOps(layout.namespace)
+            ops = core.BatchOps(layout.namespace, meta)
             after = _Counter(counter.next + len(part), counter.start, counter.legacy, 0)
             ops.set(layout.prefix + SEQ, after.value(), counter.version, None)
             if counter.version == 0 and legacy:
@@ -203,12 +208,14 @@ def read_op(layout: Layout, cache: _Read) -> Op[list[BaseMessage]]:
         return list(cache.messages)
 
 
-def clear_op(layout: Layout, known: list[_Counter | None]) -> Op[None]:
+def clear_op(
+    layout: Layout, known: list[_Counter | None], meta: core.WriteMeta = core.NO_META
+) -> Op[None]:
     while True:
         counter = yield from layout.counter_op()
         if counter is None:
             counter = _Counter(1, 1, False, 0)
-        ops = core.BatchOps(layout.namespace)
+        ops = core.BatchOps(layout.namespace, meta)
         ops.set(
             layout.prefix + SEQ,
             {"next": counter.next, "start": counter.next, "legacy": False},
@@ -228,7 +235,7 @@ def clear_op(layout: Layout, known: list[_Counter | None]) -> Op[None]:
         known[0] = _Counter(counter.next, counter.next, False, done.versions[layout.prefix + SEQ])
         break
     for begin in range(first, len(keys), core.BATCH_LIMIT):
-        rest = core.BatchOps(layout.namespace)
+        rest = core.BatchOps(layout.namespace, meta)
         for key in keys[begin : begin + core.BATCH_LIMIT]:
             rest.delete(key, None)
         try:
@@ -236,7 +243,7 @@ def clear_op(layout: Layout, known: list[_Counter | None]) -> Op[None]:
         except ConflictError:
             pass  # another clear removed them: nothing left to hide
     # The session's old one-value key goes too (an old client would still read it).
-    yield from core.delete_op(layout.legacy_namespace, layout.legacy_key, None)
+    yield from core.delete_op(layout.legacy_namespace, layout.legacy_key, None, meta)
 
 
 class BotWireChatHistory(BaseChatMessageHistory):
@@ -246,6 +253,8 @@ class BotWireChatHistory(BaseChatMessageHistory):
     token grant can cover one user's sessions, and sessions spend their own daily quota); a
     ``namespace`` given keeps the session's keys in that namespace instead. ``memory``
     overrides the ``Memory`` built from ``base_url`` and ``token`` (to share its connections).
+    ``run``: the run id (a LangGraph thread, a workflow run) every write of this history belongs
+    to, so that ``Memory.revert_run`` can undo it.
     """
 
     def __init__(
@@ -256,6 +265,7 @@ class BotWireChatHistory(BaseChatMessageHistory):
         base_url: str | None = None,
         token: str | None = None,
         memory: Memory | None = None,
+        run: str | None = None,
     ) -> None:
         self.session_id = core.check_key(session_id)
         if namespace is None:
@@ -264,7 +274,9 @@ class BotWireChatHistory(BaseChatMessageHistory):
             ns = core.check_namespace(namespace)
             self.layout = Layout(ns, core.check_key(shared_prefix(session_id)), ns, session_id)
         if memory is None:
-            memory = Memory(self.layout.namespace, base_url, token=token)
+            memory = Memory(self.layout.namespace, base_url, token=token, run=run)
+        elif run is not None:
+            memory = memory.with_run(run)
         self.memory = memory
         self._counter: list[_Counter | None] = [None]
         self._read = _Read()
@@ -283,18 +295,21 @@ class BotWireChatHistory(BaseChatMessageHistory):
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         new = messages_to_dict(list(messages))
         if new:
-            self.memory._run(append_op(self.layout, new, self._counter))
+            meta = self.memory._meta(None, None)
+            self.memory._run(append_op(self.layout, new, self._counter, meta))
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         new = messages_to_dict(list(messages))
         if new:
-            await self.memory._arun(append_op(self.layout, new, self._counter))
+            meta = self.memory._meta(None, None)
+            await self.memory._arun(append_op(self.layout, new, self._counter, meta))
 
     def clear(self) -> None:
-        self.memory._run(clear_op(self.layout, self._counter))
+        self.memory._run(clear_op(self.layout, self._counter, self.memory._meta(None, None)))
 
     async def aclear(self) -> None:
-        await self.memory._arun(clear_op(self.layout, self._counter))
+        meta = self.memory._meta(None, None)
+        await self.memory._arun(clear_op(self.layout, self._counter, meta))
 
     def __repr__(self) -> str:
         return (

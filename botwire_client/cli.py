@@ -30,7 +30,17 @@ from botwire_client.memory import Memory
 from botwire_client.models import Event
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_CONFLICT, EXIT_SERVER, EXIT_UNREACHABLE = range(6)
-CLIENT_COMMANDS = ("get", "set", "delete", "keys", "history", "head", "snapshot", "rollback")
+CLIENT_COMMANDS = (
+    "get",
+    "set",
+    "delete",
+    "keys",
+    "history",
+    "head",
+    "snapshot",
+    "rollback",
+    "revert-run",
+)
 
 
 class _Absent(Exception):
@@ -142,6 +152,21 @@ def _cmd_rollback(m: Memory, a: argparse.Namespace) -> Any:
     }
 
 
+def _cmd_revert_run(m: Memory, a: argparse.Namespace) -> Any:
+    result = m.revert_run(a.target_run, dry_run=a.dry_run)
+    return {
+        "namespace": m.namespace,
+        "run": a.target_run,
+        "revision": result.revision,
+        "dry_run": result.dry_run,
+        "changed": [{"key": c.key, "op": c.op, "value": c.value} for c in result.changes],
+        "skipped": [
+            {"key": s.key, "reason": s.reason, "current_version": s.current_version}
+            for s in result.skipped
+        ],
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -149,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--token", help="API token bw_<id>_<secret> (default: $BOTWIRE_TOKEN; none without it)"
+    )
+    common.add_argument(
+        "--run",
+        dest="write_run",
+        help="the run id this command's writes belong to (BotWire-Run; undo: revert-run)",
     )
     common.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     common.add_argument(
@@ -205,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("to", type=_point, help="revision or ISO-8601 timestamp with zone")
     p.add_argument("--key")
     p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
+
+    p = command(
+        "revert-run",
+        _cmd_revert_run,
+        "undo what RUN wrote, in one revision; keys others wrote since are skipped",
+    )
+    p.add_argument("target_run", metavar="RUN")
+    p.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
     return parser
 
 
@@ -231,7 +269,12 @@ def client_main(args: list[str]) -> int:
     ns = build_parser().parse_args(args)
     try:
         with Memory(
-            ns.namespace, ns.url, token=ns.token, timeout=ns.timeout, retries=ns.retries
+            ns.namespace,
+            ns.url,
+            token=ns.token,
+            timeout=ns.timeout,
+            retries=ns.retries,
+            run=ns.write_run,
         ) as memory:
             _out(ns.run(memory, ns))
     except _Absent as exc:

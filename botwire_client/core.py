@@ -43,7 +43,16 @@ from botwire_client.errors import (
     ServerUnavailable,
     TooLarge,
 )
-from botwire_client.models import BatchResult, Change, Conflict, Event, Item, RollbackResult
+from botwire_client.models import (
+    BatchResult,
+    Change,
+    Conflict,
+    Event,
+    Item,
+    RevertResult,
+    RollbackResult,
+    Skipped,
+)
 
 T = TypeVar("T")
 
@@ -63,7 +72,47 @@ class Request:
     json: Any = None
     has_body: bool = False
     safe: bool = True
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str | bytes] = field(default_factory=dict)
+
+
+MAX_META = 256  # characters of BotWire-Run, BotWire-Agent, BotWire-Reason
+MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True, slots=True)
+class WriteMeta:
+    """Who and why of a write, sent as headers: the run and agent (from the ``Memory``), a
+    reason, and an idempotency key. With a key, a retry after a lost reply is answered with
+    the first outcome instead of writing twice, so the shells may retry it."""
+
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+    idempotency_key: str | None = None
+
+    def headers(self) -> dict[str, str | bytes]:
+        out: dict[str, str | bytes] = {}
+        for name, value, limit in [
+            ("BotWire-Run", self.run, MAX_META),
+            ("BotWire-Agent", self.agent, MAX_META),
+            ("BotWire-Reason", self.reason, MAX_META),
+            ("Idempotency-Key", self.idempotency_key, MAX_IDEMPOTENCY_KEY),
+        ]:
+            if value is None:
+                continue
+            if not isinstance(value, str) or not 1 <= len(value) <= limit:
+                raise InvalidRequest(f"{name} must be a string of 1 to {limit} characters.")
+            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise InvalidRequest(f"{name} must not hold control characters.")
+            out[name] = value.encode()  # UTF-8 on the wire; the server decodes it so
+        return out
+
+    @property
+    def idempotent(self) -> bool:
+        return self.idempotency_key is not None
+
+
+NO_META = WriteMeta()
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +440,7 @@ def set_op(
     value: Any,
     expected_version: int | None,
     ttl: float | timedelta | None = None,
+    meta: WriteMeta = NO_META,
 ) -> Op[int]:
     body: dict[str, Any] = {"value": encode_value(value)}
     version = _check_version(expected_version)
@@ -404,7 +454,8 @@ def set_op(
         _path("memory", namespace, check_key(key)),
         json=body,
         has_body=True,
-        safe=version is not None,
+        safe=version is not None or meta.idempotent,
+        headers=meta.headers(),
     )
     data = _ok((yield req), req)
     return int(data["version"])
@@ -439,14 +490,17 @@ def exists_op(namespace: str, key: str, as_of: int | datetime | None) -> Op[bool
     return item is not None
 
 
-def delete_op(namespace: str, key: str, expected_version: int | None) -> Op[bool]:
+def delete_op(
+    namespace: str, key: str, expected_version: int | None, meta: WriteMeta = NO_META
+) -> Op[bool]:
     version = _check_version(expected_version)
     params = {} if version is None else {"expected_version": str(version)}
     req = Request(
         "DELETE",
         _path("memory", namespace, check_key(key)),
         params=params,
-        safe=version is not None,
+        safe=version is not None or meta.idempotent,
+        headers=meta.headers(),
     )
     resp = yield req
     if _is_absent_key(resp):
@@ -577,7 +631,7 @@ def snapshot_op(
 
 
 def rollback_op(
-    namespace: str, to: int | datetime, key: str | None, dry_run: bool
+    namespace: str, to: int | datetime, key: str | None, dry_run: bool, meta: WriteMeta = NO_META
 ) -> Op[RollbackResult]:
     if to is None:
         raise InvalidRequest("rollback needs `to`: an int revision or an aware datetime.")
@@ -588,17 +642,72 @@ def rollback_op(
         body["dry_run"] = True
     # A real rollback is not repeated after an unclear failure: a second attempt would find
     # nothing to change and report an empty `changed`, hiding what the first one did.
+    # With an idempotency key, a repeat is answered with the first outcome: safe.
     req = Request(
-        "POST", _path("namespaces", namespace, "rollback"), json=body, has_body=True, safe=dry_run
+        "POST",
+        _path("namespaces", namespace, "rollback"),
+        json=body,
+        has_body=True,
+        safe=dry_run or meta.idempotent,
+        headers=meta.headers(),
     )
     data = _ok((yield req), req)
     return RollbackResult(
         revision=int(data["revision"]),
         dry_run=bool(data.get("dry_run", dry_run)),
-        changes=tuple(
-            Change(key=c["key"], op=c["op"], value=c.get("value")) for c in data["changed"]
+        changes=_changes(data),
+    )
+
+
+def _changes(data: Mapping[str, Any]) -> tuple[Change, ...]:
+    return tuple(Change(key=c["key"], op=c["op"], value=c.get("value")) for c in data["changed"])
+
+
+def check_run(run: object) -> str:
+    if not isinstance(run, str) or not 1 <= len(run) <= MAX_META:
+        raise InvalidRequest(f"A run id is a string of 1 to {MAX_META} characters, not {run!r}.")
+    return run
+
+
+def revert_run_op(
+    namespace: str, run: str, dry_run: bool, meta: WriteMeta = NO_META
+) -> Op[RevertResult]:
+    """Undo what ``run`` wrote in one revision; keys others wrote since are skipped."""
+    req = Request(
+        "POST",
+        _path("namespaces", namespace, "runs", check_run(run), "revert"),
+        json={"dry_run": bool(dry_run)},
+        has_body=True,
+        safe=dry_run or meta.idempotent,
+        headers=meta.headers(),
+    )
+    data = _ok((yield req), req)
+    return RevertResult(
+        revision=int(data["revision"]),
+        dry_run=bool(data["dry_run"]),
+        changes=_changes(data),
+        skipped=tuple(
+            Skipped(key=s["key"], reason=s["reason"], current_version=int(s["current_version"]))
+            for s in data["skipped"]
         ),
     )
+
+
+def run_events_op(namespace: str, run: str, page: int = PAGE_LIMIT) -> Op[list[Event]]:
+    """Every event ``run`` wrote in the namespace, oldest first (pages internally)."""
+    path = _path("namespaces", namespace, "runs", check_run(run))
+    events: list[Event] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": str(page)}
+        if cursor:
+            params["cursor"] = cursor
+        req = Request("GET", path, params=params)
+        data = _ok((yield req), req)
+        events.extend(parse_event(e) for e in data["events"])
+        cursor = data.get("next_cursor")
+        if not cursor or not data["events"]:
+            return events
 
 
 class BatchOps:
@@ -608,8 +717,9 @@ class BatchOps:
     mistake raises at the line that made it and nothing is sent.
     """
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, meta: WriteMeta = NO_META) -> None:
         self.namespace = namespace
+        self.meta = meta
         self.ops: list[dict[str, Any]] = []
         self._keys: set[str] = set()
 
@@ -660,13 +770,16 @@ class BatchOps:
             return BatchResult(revision=head, versions={})
         # Repeating it is harmless only when every write is conditional: a repeat of a batch
         # that did apply then fails its conditions instead of writing twice.
-        safe = all(op["op"] == "check" or "expected_version" in op for op in self.ops)
+        safe = self.meta.idempotent or all(
+            op["op"] == "check" or "expected_version" in op for op in self.ops
+        )
         req = Request(
             "POST",
             _path("namespaces", self.namespace, "batch"),
             json={"ops": list(self.ops)},
             has_body=True,
             safe=safe,
+            headers=self.meta.headers(),
         )
         data = _ok((yield req), req)
         return BatchResult(

@@ -32,7 +32,7 @@ from botwire_client import core, feed
 from botwire_client.batch import AsyncBatch, Batch
 from botwire_client.core import Op, Request, Response, RetryPolicy, T
 from botwire_client.feed import AsyncEventStream, EventStream
-from botwire_client.models import Event, Item, RollbackResult
+from botwire_client.models import Event, Item, RevertResult, RollbackResult
 
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "botwire-client/0.1"
@@ -47,7 +47,12 @@ class Memory:
     ``base_url``: the argument, else ``BOTWIRE_URL`` (read now), else ``http://127.0.0.1:8000``.
     ``token``: the argument, else ``BOTWIRE_TOKEN`` (read now), else none; sent as
     ``Authorization: Bearer`` on every request (needed when the server runs with tokens).
-    Safe to share between threads; usable from any number of event loops.
+    ``run`` and ``agent``: sent with every write (``BotWire-Run``, ``BotWire-Agent``), so the
+    server records on behalf of which run and agent each event was written; ``revert_run``
+    undoes a run. Every write method also takes ``reason=`` (why, up to 256 characters) and
+    ``idempotency_key=`` (a retry with the same key gets the first outcome and writes
+    nothing; such writes are also retried after a lost reply). Safe to share between threads;
+    usable from any number of event loops.
     """
 
     def __init__(
@@ -61,8 +66,13 @@ class Memory:
         page_size: int = core.PAGE_LIMIT,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        run: str | None = None,
+        agent: str | None = None,
     ) -> None:
         self.namespace = core.check_namespace(namespace)
+        self.run = None if run is None else core.check_run(run)
+        self.agent = agent
+        core.WriteMeta(agent=agent).headers()  # checks the agent now, not at the first write
         from_env = os.environ.get("BOTWIRE_URL")
         url = base_url or from_env or core.DEFAULT_URL
         source = "base_url" if base_url else "BOTWIRE_URL"
@@ -83,10 +93,36 @@ class Memory:
     def __repr__(self) -> str:
         return f"Memory(namespace={self.namespace!r}, base_url={self.base_url!r})"
 
+    def with_run(self, run: str | None) -> Memory:
+        """A copy of this memory (same server, token and agent) whose writes belong to ``run``
+        (None: to no run). It has its own connections; close it like any ``Memory``."""
+        return Memory(
+            self.namespace,
+            self.base_url,
+            token=self._token,
+            timeout=self.timeout,
+            retries=self.retry.retries,
+            page_size=self.page_size,
+            transport=self._transport,
+            async_transport=self._async_transport,
+            run=run,
+            agent=self.agent,
+        )
+
+    def _meta(self, reason: str | None, idempotency_key: str | None) -> core.WriteMeta:
+        return core.WriteMeta(self.run, self.agent, reason, idempotency_key)
+
     # -- values ------------------------------------------------------------------------------
 
     def set(
-        self, key: str, value: Any, *, expected_version: int | None = None, ttl: TTL = None
+        self,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        ttl: TTL = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         """Store ``value`` (any JSON) under ``key``; return its new version.
 
@@ -95,12 +131,23 @@ class Memory:
         ``ttl``: seconds (or a ``timedelta``) until the key expires; a set without it keeps the
         key for good.
         """
-        return self._run(core.set_op(self.namespace, key, value, expected_version, ttl))
+        meta = self._meta(reason, idempotency_key)
+        return self._run(core.set_op(self.namespace, key, value, expected_version, ttl, meta))
 
     async def aset(
-        self, key: str, value: Any, *, expected_version: int | None = None, ttl: TTL = None
+        self,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        ttl: TTL = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
-        return await self._arun(core.set_op(self.namespace, key, value, expected_version, ttl))
+        meta = self._meta(reason, idempotency_key)
+        return await self._arun(
+            core.set_op(self.namespace, key, value, expected_version, ttl, meta)
+        )
 
     def get(self, key: str, default: Any = None, *, as_of: AsOf = None) -> Any:
         """The value under ``key`` (a stored ``None`` included), or ``default`` when absent."""
@@ -126,12 +173,28 @@ class Memory:
     def __contains__(self, key: object) -> bool:
         return self.exists(str(key))
 
-    def delete(self, key: str, *, expected_version: int | None = None) -> bool:
+    def delete(
+        self,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
         """Delete ``key``; ``False`` when it was absent."""
-        return self._run(core.delete_op(self.namespace, key, expected_version))
+        meta = self._meta(reason, idempotency_key)
+        return self._run(core.delete_op(self.namespace, key, expected_version, meta))
 
-    async def adelete(self, key: str, *, expected_version: int | None = None) -> bool:
-        return await self._arun(core.delete_op(self.namespace, key, expected_version))
+    async def adelete(
+        self,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        meta = self._meta(reason, idempotency_key)
+        return await self._arun(core.delete_op(self.namespace, key, expected_version, meta))
 
     def get_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Any]:
         """``{key: value}`` for the present ones of ``keys``, all read at ONE revision; an
@@ -149,14 +212,16 @@ class Memory:
     async def aitems_many(self, keys: Iterable[str], *, as_of: AsOf = None) -> dict[str, Item]:
         return await self._arun(core.items_many_op(self.namespace, keys, as_of, self.page_size))
 
-    def batch(self) -> Batch:
+    def batch(self, *, reason: str | None = None, idempotency_key: str | None = None) -> Batch:
         """Collect sets, deletes and checks, then commit them as ONE revision, or none: on a
         clean exit of ``with memory.batch() as b:``, or with ``b.commit()``. A failed
         condition raises ``ConflictError`` with ``.conflicts``; see ``botwire_client.batch``."""
-        return Batch(self)
+        return Batch(self, self._meta(reason, idempotency_key))
 
-    def abatch(self) -> AsyncBatch:
-        return AsyncBatch(self)
+    def abatch(
+        self, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> AsyncBatch:
+        return AsyncBatch(self, self._meta(reason, idempotency_key))
 
     # -- the namespace -----------------------------------------------------------------------
 
@@ -197,16 +262,64 @@ class Memory:
         return await self._arun(core.snapshot_op(self.namespace, as_of, prefix, self.page_size))
 
     def rollback(
-        self, to: int | datetime, *, key: str | None = None, dry_run: bool = False
+        self,
+        to: int | datetime,
+        *,
+        key: str | None = None,
+        dry_run: bool = False,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> RollbackResult:
         """Make the namespace (or one ``key``) equal to its state at ``to`` with ONE new
         revision; history is kept, so a rollback can be rolled back too."""
-        return self._run(core.rollback_op(self.namespace, to, key, dry_run))
+        meta = self._meta(reason, idempotency_key)
+        return self._run(core.rollback_op(self.namespace, to, key, dry_run, meta))
 
     async def arollback(
-        self, to: int | datetime, *, key: str | None = None, dry_run: bool = False
+        self,
+        to: int | datetime,
+        *,
+        key: str | None = None,
+        dry_run: bool = False,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> RollbackResult:
-        return await self._arun(core.rollback_op(self.namespace, to, key, dry_run))
+        meta = self._meta(reason, idempotency_key)
+        return await self._arun(core.rollback_op(self.namespace, to, key, dry_run, meta))
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def run_events(self, run: str) -> builtins.list[Event]:
+        """Every event ``run`` wrote in this namespace, oldest first."""
+        return self._run(core.run_events_op(self.namespace, run, self.page_size))
+
+    async def arun_events(self, run: str) -> builtins.list[Event]:
+        return await self._arun(core.run_events_op(self.namespace, run, self.page_size))
+
+    def revert_run(
+        self,
+        run: str,
+        *,
+        dry_run: bool = False,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RevertResult:
+        """Undo ``run`` with ONE new revision: each key it wrote gets the value it had just
+        before the run's first write to it; keys others wrote since are left alone and
+        listed in ``.skipped``. The revert itself belongs to this memory's ``run``."""
+        meta = self._meta(reason, idempotency_key)
+        return self._run(core.revert_run_op(self.namespace, run, dry_run, meta))
+
+    async def arevert_run(
+        self,
+        run: str,
+        *,
+        dry_run: bool = False,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RevertResult:
+        meta = self._meta(reason, idempotency_key)
+        return await self._arun(core.revert_run_op(self.namespace, run, dry_run, meta))
 
     # -- the change feed and the watch --------------------------------------------------------
 

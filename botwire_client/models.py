@@ -74,6 +74,32 @@ class RollbackResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A key a run's revert left alone: ``reason`` is ``written_by_others`` (someone else
+    wrote it after the run did) or ``history_compacted``; ``current_version`` 0: absent."""
+
+    key: str
+    reason: str
+    current_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevertResult:
+    """A run's revert: ``revision`` is the new revision (the unchanged head on a dry run or
+    when nothing changed); ``changes`` what was (or would be) set back or removed;
+    ``skipped`` the keys left alone because others wrote them since."""
+
+    revision: int
+    dry_run: bool
+    changes: tuple[Change, ...]
+    skipped: tuple[Skipped, ...]
+
+    @property
+    def changed(self) -> list[str]:
+        return [c.key for c in self.changes]
+
+
+@dataclass(frozen=True, slots=True)
 class Conflict:
     """One failed condition of a batch: the op at ``index`` (0-based, in the order the ops were
     added) expected a version of ``key`` other than ``current_version`` (0: absent)."""

@@ -20,6 +20,7 @@ One handler (``botwire_server.http.errors``) renders any of them as the canonica
     ├── RevisionCompacted (410 revision_compacted; carries oldest_revision)
     ├── PayloadTooLarge (413 value_too_large, namespace_full)
     ├── UnsupportedMediaType (415 unsupported_media_type)
+    ├── IdempotencyKeyReused (422 idempotency_key_reused: same Idempotency-Key, other request)
     ├── QuotaExceeded (429 write_quota_exceeded; carries retry_after)
     ├── HeadersTooLarge (431 headers_too_large)
     ├── Unavailable (503 database_unavailable, shutting_down, too_many_connections)
@@ -69,6 +70,7 @@ class InvalidInput(BotWireServerError):
         "invalid_type",
         "reserved_namespace",
         "agent_not_registered",
+        "invalid_header",
     )
 
 
@@ -191,6 +193,20 @@ class PayloadTooLarge(BotWireServerError):
 class UnsupportedMediaType(BotWireServerError):
     status = 415
     default_code = "unsupported_media_type"
+
+
+class IdempotencyKeyReused(BotWireServerError):
+    """An ``Idempotency-Key`` seen before (within its TTL) with a different request."""
+
+    status = 422
+    default_code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used for a different request (another method, "
+            "path, condition or body) in this namespace. Use a new key for a new write; a "
+            "retry must repeat the first request exactly."
+        )
 
 
 class QuotaExceeded(BotWireServerError):

@@ -7,7 +7,8 @@ feed (and watchers) see it, and frees the key's bytes. Every ``interval`` second
 namespace, and goes on at once while full pages come back. An expire write names the version it
 saw; the store skips it when the key has been written or swept meanwhile, so several servers
 sweeping one PostgreSQL database at once do no harm. An error is logged and the round is
-retried at the next interval: the sweeper never stops the server.
+retried at the next interval: the sweeper never stops the server. Each round also purges
+stored idempotent outcomes whose time to live has passed (``Store.purge_idempotency``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ async def sweep(store: Store, *, limit: int = PAGE, max_pages: int = MAX_PAGES_P
             await store.commit(namespace, list(writes.values()))
         examined += len(due)
         if len(due) < limit:
+            break
+    for _ in range(max_pages):
+        if await store.purge_idempotency(now=store.clock(), limit=limit) < limit:
             break
     return examined
 

@@ -25,7 +25,7 @@ from typing import Generic, Literal, TypeVar
 
 import msgspec
 
-from . import auth, naming
+from . import auth, naming, provenance
 from .auth import Access, Authenticator, Grant, Principal
 from .channels import Channels, refuse_reserved
 from .errors import InvalidInput, NotFound
@@ -34,12 +34,15 @@ from .settings import Settings
 from .storage.base import (
     MAX_OPS,
     MICROS,
+    NO_PROVENANCE,
     AsOf,
     Changes,
     Committed,
     Event,
     Item,
     NamespaceInfo,
+    Provenance,
+    RevertResult,
     RollbackResult,
     Selected,
     Stats,
@@ -205,22 +208,48 @@ class Service:
         *,
         expected_version: int | None = None,
         ttl: float | None = None,
+        meta: Provenance = NO_PROVENANCE,
     ) -> WriteResult:
-        """Set ``key`` to ``value`` (encoded JSON); ``ttl``: seconds until it expires."""
+        """Set ``key`` to ``value`` (encoded JSON); ``ttl``: seconds until it expires. Every
+        write verb takes ``meta``, the write's context as received (``provenance.request``),
+        and stamps it with ``who`` (``_stamp``)."""
         ns = _allow(who, namespace, "write")
         k = naming.key(key)
         return await self.store.set(
-            ns, k, value, expected_version=expected_version, ttl=ttl_micros(ttl)
+            ns,
+            k,
+            value,
+            expected_version=expected_version,
+            ttl=ttl_micros(ttl),
+            meta=self._stamp(who, meta),
         )
 
+    def _stamp(self, who: Principal, meta: Provenance) -> Provenance:
+        return provenance.stamp(who, meta, ttl_seconds=self.settings.idempotency_ttl)
+
     async def delete(
-        self, who: Principal, namespace: str, key: str, *, expected_version: int | None = None
+        self,
+        who: Principal,
+        namespace: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        meta: Provenance = NO_PROVENANCE,
     ) -> WriteResult:
         ns = _allow(who, namespace, "write")
         k = naming.key(key)
-        return await self.store.delete(ns, k, expected_version=expected_version)
+        return await self.store.delete(
+            ns, k, expected_version=expected_version, meta=self._stamp(who, meta)
+        )
 
-    async def batch(self, who: Principal, namespace: str, ops: Sequence[BatchOp]) -> Committed:
+    async def batch(
+        self,
+        who: Principal,
+        namespace: str,
+        ops: Sequence[BatchOp],
+        *,
+        meta: Provenance = NO_PROVENANCE,
+    ) -> Committed:
         """Commit ``ops`` (1-1000, each key once) as ONE revision, or raise ``BatchConflict``
         listing every failed condition and write nothing."""
         ns = _allow(who, namespace, "write")
@@ -235,7 +264,7 @@ class Service:
             )
             for op in ops
         ]
-        return await self.store.commit(ns, writes)
+        return await self.store.commit(ns, writes, self._stamp(who, meta))
 
     async def rollback(
         self,
@@ -245,10 +274,48 @@ class Service:
         *,
         key: str | None = None,
         dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
     ) -> RollbackResult:
         ns = _allow(who, namespace, "write")
         k = None if key is None else naming.key(key)
-        return await self.store.rollback(ns, to, key=k, dry_run=dry_run)
+        return await self.store.rollback(
+            ns, to, key=k, dry_run=dry_run, meta=self._stamp(who, meta)
+        )
+
+    async def revert_run(
+        self,
+        who: Principal,
+        namespace: str,
+        run: str,
+        *,
+        dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
+    ) -> RevertResult:
+        """Undo what ``run`` wrote in ONE revision, leaving keys others wrote since alone
+        (PRODUCT.md section 9; the rule: ``storage.base.revert_writes``)."""
+        ns = _allow(who, namespace, "write")
+        r = provenance.run_id(run)
+        return await self.store.revert_run(ns, r, dry_run=dry_run, meta=self._stamp(who, meta))
+
+    async def run_events(
+        self,
+        who: Principal,
+        namespace: str,
+        run: str,
+        *,
+        after: tuple[int, str] | None = None,
+        limit: int = 100,
+    ) -> Page[Event]:
+        """The events ``run`` wrote, oldest first, after the (revision, key) ``after``."""
+        ns = _allow(who, namespace, "read")
+        r = provenance.run_id(run)
+        store = self.store
+        events, more = await _page(
+            lambda n: store.run_events(ns, r, after=after, limit=n),
+            lambda last: store.run_events(ns, r, after=(last.revision, last.key), limit=1),
+            limit,
+        )
+        return Page(events, more)
 
     async def compact(self, who: Principal, namespace: str, *, before: int) -> tuple[int, int]:
         """Forget history before ``before``: (events removed, the oldest readable revision)."""

@@ -77,6 +77,8 @@ class Settings:
     admin_token: str | None = None
     # Origins allowed to call the API from a browser; empty: no CORS headers.
     cors_origins: tuple[str, ...] = ()
+    # Seconds an idempotent write's outcome is kept for retries (Idempotency-Key).
+    idempotency_ttl: float = 86_400.0
 
     def auth_mode(self) -> str:
         """``tokens`` or ``off``: the setting, or by default ``off`` only on a loopback bind."""
@@ -266,6 +268,13 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "cors_origins",
         _origins,
         "Comma-separated origins allowed to call the API from a browser; empty = no CORS.",
+    ),
+    (
+        "BOTWIRE_IDEMPOTENCY_TTL",
+        "idempotency_ttl",
+        _float_positive,
+        "Seconds a write's outcome is kept for retries with the same `Idempotency-Key` "
+        "(default 86400: 24 h).",
     ),
 )
 

@@ -76,6 +76,12 @@ class FlakyStore:
             raise OSError("database went away")
         return []
 
+    async def purge_idempotency(self, *, now: int, limit: int = 1000) -> int:
+        return 0
+
+    def clock(self) -> int:
+        return 0
+
 
 async def test_the_sweeper_logs_errors_and_keeps_going(caplog: pytest.LogCaptureFixture) -> None:
     store = FlakyStore(failures=2)

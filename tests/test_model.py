@@ -1,8 +1,10 @@
 """Random operation sequences against every backend, each answer compared with a tiny model.
 
-The model is plain dicts and lists: the full state after every revision, each key's events,
-and the commit times. It knows nothing of the stores' code, so a backend and the reference
-store cannot share a mistake unnoticed.
+The model is plain dicts and lists: the full state after every revision, each key's events
+(with the run and agent of their commit), and the commit times; runs interleave with plain
+writes, batches, rollbacks and reverts, and each revert is checked against PRODUCT.md
+section 9 restated here from scratch. It knows nothing of the stores' code, so a backend and
+the reference store cannot share a mistake unnoticed.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from botwire_server.errors import (
     RevisionCompacted,
 )
 from botwire_server.settings import Limits
-from botwire_server.storage.base import Change, Event, Item, Store, Write
+from botwire_server.storage.base import (
+    Change,
+    Event,
+    Item,
+    Provenance,
+    Skipped,
+    Store,
+    Write,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +58,14 @@ START = 1_769_860_800_000_000  # 2026-01-31T12:00:00Z in microseconds
 
 keys = st.sampled_from(KEYS)
 values = st.sampled_from(VALUES)
+runs = st.sampled_from([None, None, "r1", "r2", "r3"])
+
+
+def meta(run: str | None) -> Provenance:
+    """The provenance a write of ``run`` carries (a plain write: none)."""
+    return Provenance(run=run, agent=None if run is None else f"agent-{run}")
+
+
 # A point in time: None (now), a revision (some out of range), or ("t", i, d): the commit time
 # of revision i (clamped to the head) shifted by d microseconds.
 as_ofs = st.one_of(
@@ -136,6 +154,7 @@ class StoreMachine(RuleBasedStateMachine):
         *,
         expiry: dict[str, int | None] | None = None,
         op: str | None = None,
+        run: str | None = None,
     ) -> tuple[int, int]:
         at = self.at()
         revision = self.head + 1
@@ -143,8 +162,9 @@ class StoreMachine(RuleBasedStateMachine):
         for key, value in changes:
             kind = op or ("set" if value is not None else "delete")
             expires = (expiry or {}).get(key)
+            agent = None if run is None else f"agent-{run}"
             self.events.setdefault(key, []).append(
-                Event(revision, key, kind, value, at, expires)  # type: ignore[arg-type]
+                Event(revision, key, kind, value, at, expires, None, run, agent)  # type: ignore[arg-type]
             )
             if value is None:
                 del new[key]
@@ -212,13 +232,16 @@ class StoreMachine(RuleBasedStateMachine):
         value=values,
         step_ms=st.integers(-2000, 5000),
         ttl_ms=st.one_of(st.none(), st.integers(1, 8000)),
+        run=runs,
     )
-    def set_key(self, key: str, value: bytes, step_ms: int, ttl_ms: int | None) -> None:
+    def set_key(
+        self, key: str, value: bytes, step_ms: int, ttl_ms: int | None, run: str | None
+    ) -> None:
         self.tick(step_ms)
         ttl = None if ttl_ms is None else ttl_ms * 1000
-        result = self.run(self.store.set(NS, key, value, ttl=ttl))
+        result = self.run(self.store.set(NS, key, value, ttl=ttl, meta=meta(run)))
         expires = None if ttl is None else self.at() + ttl
-        revision, at = self.commit([(key, value)], expiry={key: expires})
+        revision, at = self.commit([(key, value)], expiry={key: expires}, run=run)
         assert (result.revision, result.at, result.bytes) == (revision, at, len(value))
         assert result.created_revision == self.states[-1][key].created_revision
         assert result.expires_at == expires
@@ -237,8 +260,11 @@ class StoreMachine(RuleBasedStateMachine):
             unique_by=lambda op: op[0],
         ),
         step_ms=st.integers(0, 3000),
+        run=runs,
     )
-    def batch(self, ops: list[tuple[str, str, str, bytes, int | None]], step_ms: int) -> None:
+    def batch(
+        self, ops: list[tuple[str, str, str, bytes, int | None]], step_ms: int, run: str | None
+    ) -> None:
         self.tick(step_ms)
         at = self.at()
         seen = alive(self.states[-1], at)
@@ -261,7 +287,7 @@ class StoreMachine(RuleBasedStateMachine):
             )
             if (expected is not None and expected != version) or (op == "delete" and not version):
                 conflicts.append((index, key, version))
-        outcome = self.attempt(self.store.commit(NS, writes))
+        outcome = self.attempt(self.store.commit(NS, writes, meta(run)))
         if conflicts:
             assert isinstance(outcome, BatchConflict), outcome
             assert outcome.conflicts == conflicts
@@ -272,7 +298,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert (outcome.written, outcome.revision) == (False, self.head)
             return
         expiry = {w.key: at + w.ttl for w in writes if w.ttl is not None}
-        revision, _ = self.commit(changes, expiry=expiry)  # type: ignore[arg-type]
+        revision, _ = self.commit(changes, expiry=expiry, run=run)  # type: ignore[arg-type]
         assert (outcome.written, outcome.revision) == (True, revision)
         assert [r.version for r in outcome.results] == [
             revision if w.op != "check" else (seen[w.key].version if w.key in seen else 0)
@@ -324,28 +350,32 @@ class StoreMachine(RuleBasedStateMachine):
         )
         assert (outcome.head, outcome.next_after, outcome.events) == (self.head, upto, expected)
 
-    @rule(key=keys, value=values, right=st.booleans(), wrong=st.sampled_from([0, 1, 7]))
-    def set_key_cas(self, key: str, value: bytes, right: bool, wrong: int) -> None:
+    @rule(key=keys, value=values, right=st.booleans(), wrong=st.sampled_from([0, 1, 7]), run=runs)
+    def set_key_cas(self, key: str, value: bytes, right: bool, wrong: int, run: str | None) -> None:
         current = alive(self.states[-1], self.at()).get(key)
         version = current.version if current else 0
         expected = version if right or wrong == version else wrong
         if expected == version and not right:
             expected = version + 1
-        outcome = self.attempt(self.store.set(NS, key, value, expected_version=expected))
+        outcome = self.attempt(
+            self.store.set(NS, key, value, expected_version=expected, meta=meta(run))
+        )
         if expected != version:
             assert isinstance(outcome, Conflict), outcome
             assert outcome.current_version == version
             return
         assert not isinstance(outcome, Exception), outcome
-        revision, at = self.commit([(key, value)])
+        revision, at = self.commit([(key, value)], run=run)
         assert (outcome.revision, outcome.at) == (revision, at)
 
-    @rule(key=keys, mode=st.sampled_from(["none", "right", "wrong"]))
-    def delete_key(self, key: str, mode: str) -> None:
+    @rule(key=keys, mode=st.sampled_from(["none", "right", "wrong"]), run=runs)
+    def delete_key(self, key: str, mode: str, run: str | None) -> None:
         current = alive(self.states[-1], self.at()).get(key)
         version = current.version if current else 0
         expected = {"none": None, "right": version, "wrong": version + 3}[mode]
-        outcome = self.attempt(self.store.delete(NS, key, expected_version=expected))
+        outcome = self.attempt(
+            self.store.delete(NS, key, expected_version=expected, meta=meta(run))
+        )
         if current is None:
             assert isinstance(outcome, NotFound), outcome
         elif mode == "wrong":
@@ -353,7 +383,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert outcome.current_version == version
         else:
             assert not isinstance(outcome, Exception), outcome
-            revision, at = self.commit([(key, None)])
+            revision, at = self.commit([(key, None)], run=run)
             assert (outcome.revision, outcome.at) == (revision, at)
             assert outcome.created_revision == current.created_revision
 
@@ -362,11 +392,16 @@ class StoreMachine(RuleBasedStateMachine):
         key=st.one_of(st.none(), keys),
         dry_run=st.booleans(),
         step_ms=st.integers(-2000, 5000),
+        run=runs,
     )
-    def roll_back(self, to: Any, key: str | None, dry_run: bool, step_ms: int) -> None:
+    def roll_back(
+        self, to: Any, key: str | None, dry_run: bool, step_ms: int, run: str | None
+    ) -> None:
         self.tick(step_ms)
         target = self.expect_revision(to)
-        outcome = self.attempt(self.store.rollback(NS, self.to_store(to), key=key, dry_run=dry_run))
+        outcome = self.attempt(
+            self.store.rollback(NS, self.to_store(to), key=key, dry_run=dry_run, meta=meta(run))
+        )
         if not isinstance(target, int):
             assert isinstance(outcome, target), outcome
             return
@@ -389,8 +424,80 @@ class StoreMachine(RuleBasedStateMachine):
         if dry_run or not changes:
             assert outcome.revision == self.head
             return
-        revision, _ = self.commit(changes, expiry=expiry)
+        revision, _ = self.commit(changes, expiry=expiry, run=run)
         assert outcome.revision == revision
+
+    @rule(
+        undone=st.sampled_from(["r1", "r2", "r3", "never"]),
+        run=runs,
+        dry_run=st.booleans(),
+        step_ms=st.integers(0, 5000),
+    )
+    def revert(self, undone: str, run: str | None, dry_run: bool, step_ms: int) -> None:
+        """PRODUCT.md section 9: every key the run touched gets its value from just before
+        the run's first write to it, unless anyone else wrote it after that write."""
+        self.tick(step_ms)
+        target = undone
+        outcome = self.run(self.store.revert_run(NS, target, dry_run=dry_run, meta=meta(run)))
+        at = self.at()
+        now = alive(self.states[-1], at)
+        changes: list[tuple[str, bytes | None]] = []
+        expiry: dict[str, int | None] = {}
+        skipped: list[Skipped] = []
+        for key in sorted(self.events):
+            mine = [e.revision for e in self.events[key] if e.run == target]
+            if not mine:
+                continue
+            first = mine[0]
+            by_others = any(
+                e.revision > first and e.op != "expire" and e.run != target
+                for e in self.events[key]
+            )
+            current = now[key].version if key in now else 0
+            if by_others:
+                skipped.append(Skipped(key, "written_by_others", current))
+                continue
+            if first - 1 < self.floor:
+                skipped.append(Skipped(key, "history_compacted", current))
+                continue
+            then = alive(self.visible(first - 1), at)
+            was = then[key].value if key in then else None
+            if was != (now[key].value if key in now else None):
+                changes.append((key, was))
+                expiry[key] = then[key].expires_at if key in then else None
+        expected = [Change(k, "set" if v is not None else "delete", v) for k, v in changes]
+        assert (outcome.changes, outcome.skipped, outcome.dry_run) == (expected, skipped, dry_run)
+        if dry_run or not changes:
+            assert outcome.revision == self.head
+            return
+        revision, _ = self.commit(changes, expiry=expiry, run=run)
+        assert outcome.revision == revision
+
+    @rule(run=runs, dry_run=st.booleans(), step_ms=st.integers(0, 5000))
+    def revert_latest_run(self, run: str | None, dry_run: bool, step_ms: int) -> None:
+        """Revert the run of the newest event that has one: its keys are then seldom
+        written by others since, so the restoring half of the rule is exercised often."""
+        newest = max(
+            (e for events in self.events.values() for e in events if e.run is not None),
+            key=lambda e: e.revision,
+            default=None,
+        )
+        if newest is not None and newest.run is not None:
+            self.revert(newest.run, run, dry_run, step_ms)
+
+    @rule(name=st.sampled_from(["r1", "r2", "r3"]), limit=st.integers(1, 4))
+    def run_events(self, name: str, limit: int) -> None:
+        target = name
+        outcome = list(self.run(self.store.run_events(NS, target, limit=limit)))
+        expected = sorted(
+            (e for events in self.events.values() for e in events if e.run == target),
+            key=lambda e: (e.revision, e.key),
+        )
+        assert outcome == expected[:limit]
+        if outcome:
+            last = outcome[-1]
+            rest = self.run(self.store.run_events(NS, target, after=(last.revision, last.key)))
+            assert outcome + list(rest) == expected[: len(outcome) + len(rest)]
 
     @precondition(lambda self: self.head > 0)
     @rule(before=st.integers(0, 40))

@@ -48,6 +48,7 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
         ("https://a.example", "http://localhost:3000"),
         ["a.example", "https://a.example,ftp://b"],
     ),
+    "BOTWIRE_IDEMPOTENCY_TTL": ("3600", 3600.0, ["0", "-1", "a day"]),
 }
 # Variables that set more than their own field: a preset fills in the limits it names.
 SETS_OTHER_FIELDS = {"BOTWIRE_LIMITS"}

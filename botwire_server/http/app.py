@@ -209,7 +209,16 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "PUT", "POST", "DELETE"],
-                allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "If-Match",
+                    "If-None-Match",
+                    "BotWire-Run",
+                    "BotWire-Agent",
+                    "BotWire-Reason",
+                    "Idempotency-Key",
+                ],
                 expose_headers=["ETag", "Retry-After"],
                 max_age=600,
             )

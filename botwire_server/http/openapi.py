@@ -167,6 +167,9 @@ BODIES: tuple[type[msgspec.Struct], ...] = (
     cw.EntryOut,
     cw.MessagesOut,
     cw.MembersOut,
+    wire.RunPage,
+    wire.RevertBody,
+    wire.RevertOut,
 )
 _, _components = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
 SCHEMAS: dict[str, Schema] = {name: _refine(name, s) for name, s in sorted(_components.items())}
@@ -287,6 +290,28 @@ P_IF_NONE_MATCH = _param(
 P_EXPECTED = _param(
     "expected_version", "query", REVISION, "Delete only if the key is at this version."
 )
+_META: Schema = {"type": "string", "minLength": 1, "maxLength": 256}
+P_RUN_HEADER = _param(
+    "BotWire-Run",
+    "header",
+    _META,
+    "The run this write belongs to (a workflow run, a thread); stored with every event, "
+    "indexed, and undone by POST /namespaces/{ns}/runs/{run}/revert.",
+)
+P_AGENT = _param("BotWire-Agent", "header", _META, "The agent's name, stored with every event.")
+P_REASON = _param("BotWire-Reason", "header", _META, "Why: a short sentence, stored with events.")
+P_IDEMPOTENCY = _param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "minLength": 1, "maxLength": 128},
+    "A retry with the same key and request within BOTWIRE_IDEMPOTENCY_TTL (24 h) gets the "
+    "first outcome again and writes nothing; the same key with another request is 422 "
+    "idempotency_key_reused. Scoped to the namespace and the token.",
+)
+WRITE_HEADERS = (P_RUN_HEADER, P_AGENT, P_REASON, P_IDEMPOTENCY)
+P_RUN = _param(
+    "run", "path", {"type": "string", "minLength": 1, "maxLength": 256}, "A run id (BotWire-Run)."
+)
 P_TOKEN_ID = _param("id", "path", {"type": "string", "minLength": 1}, "A token's id.")
 P_NS_PREFIX = _param("prefix", "query", names.PREFIX_SCHEMA, "Namespace prefix.")
 P_CHANNEL = _param(
@@ -320,6 +345,7 @@ P_JOIN_AGENT = _param(
 )
 P_CAPABILITY = _param("capability", "query", {"type": "string"}, "Agents with this capability.")
 P_QUERY = _param("q", "query", {"type": "string"}, "Text in the agent's name or description.")
+_PATH_PARAMS = {"ns": P_NS, "key": P_KEY, "id": P_TOKEN_ID, "run": P_RUN}
 PUBLIC = {"/healthz", "/openapi.json"}
 
 
@@ -357,9 +383,9 @@ OPERATIONS = [
         "setValue",
         "Set a key's value (a new revision); ttl: seconds until it expires.",
         wire.Stored,
-        "400 409 413 415 429 507",
+        "400 409 413 415 422 429 507",
         wire.PutBody,
-        (P_IF_MATCH, P_IF_NONE_MATCH),
+        (P_IF_MATCH, P_IF_NONE_MATCH, *WRITE_HEADERS),
         etag=True,
     ),
     Operation(
@@ -378,8 +404,8 @@ OPERATIONS = [
         "deleteKey",
         "Delete a key (a tombstone revision; its history stays).",
         wire.Deleted,
-        "400 404 409 429 507",
-        params=(P_EXPECTED, P_IF_MATCH),
+        "400 404 409 422 429 507",
+        params=(P_EXPECTED, P_IF_MATCH, *WRITE_HEADERS),
     ),
     Operation(
         "get",
@@ -423,8 +449,9 @@ OPERATIONS = [
         "rollback",
         "Append one revision that restores the state as of `to`.",
         wire.RollbackOut,
-        "400 410 413 415 429 507",
+        "400 410 413 415 422 429 507",
         wire.RollbackBody,
+        WRITE_HEADERS,
     ),
     Operation(
         "post",
@@ -441,8 +468,29 @@ OPERATIONS = [
         "batch",
         "Commit 1-1000 ops (set, delete, check) as ONE revision, or none of them (409).",
         wire.BatchOut,
-        "400 409 413 415 429 507",
+        "400 409 413 415 422 429 507",
         wire.BatchBody,
+        WRITE_HEADERS,
+    ),
+    Operation(
+        "get",
+        "/namespaces/{ns}/runs/{run}",
+        "runEvents",
+        "The events a run wrote (BotWire-Run), oldest first, from the run index.",
+        wire.RunPage,
+        "400",
+        params=(P_CURSOR, _limit(100)),
+    ),
+    Operation(
+        "post",
+        "/namespaces/{ns}/runs/{run}/revert",
+        "revertRun",
+        "Undo a run in ONE revision: each key it wrote gets its value from just before the "
+        "run's first write to it; keys others wrote since are skipped and reported.",
+        wire.RevertOut,
+        "400 413 415 422 429 507",
+        wire.RevertBody,
+        WRITE_HEADERS,
     ),
     Operation(
         "post",

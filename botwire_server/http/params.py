@@ -15,8 +15,9 @@ from starlette.types import Scope
 
 from botwire_client import names
 
-from .. import naming
+from .. import naming, provenance
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ..storage.base import Provenance
 from .wire import MAX_INT
 
 _DIGITS = re.compile(r"[0-9]{1,30}")
@@ -196,6 +197,57 @@ def expected_version(
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+# -- provenance and idempotency headers ---------------------------------------------------------
+
+
+def _utf8(headers: Mapping[str, str], name: str, shown: str) -> str | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidInput(f"{shown} is not UTF-8 text.", code="invalid_header") from None
+
+
+def write_meta(scope: Scope, headers: Mapping[str, str], body: bytes = b"") -> Provenance:
+    """A write's ``BotWire-Run``, ``BotWire-Agent``, ``BotWire-Reason`` and
+    ``Idempotency-Key``, checked (``provenance.request``). The key's fingerprint covers the
+    method, the path, the query, the conditional headers and the body: what makes a retry
+    the same request."""
+    key = _utf8(headers, "idempotency-key", "Idempotency-Key")
+    digest = ""
+    if key is not None:
+        digest = provenance.fingerprint(
+            [
+                scope["method"].encode(),
+                scope["path"].encode(),
+                scope.get("query_string", b""),
+                headers.get("if-match", "").encode("latin-1"),
+                headers.get("if-none-match", "").encode("latin-1"),
+                body,
+            ]
+        )
+    return provenance.request(
+        run=_utf8(headers, "botwire-run", "BotWire-Run"),
+        agent=_utf8(headers, "botwire-agent", "BotWire-Agent"),
+        reason=_utf8(headers, "botwire-reason", "BotWire-Reason"),
+        idempotency_key=key,
+        fingerprint=digest,
+    )
+
+
+def run_cursor(query: QueryParams) -> tuple[int, str] | None:
+    """A cursor of ``GET /namespaces/{ns}/runs/{run}``: the last (revision, key) returned."""
+    payload = read_cursor(query, "r")
+    if payload is None:
+        return None
+    revision, _, key = payload.partition(":")
+    if _DIGITS.fullmatch(revision) is None or int(revision) > MAX_INT or not key:
+        raise bad_cursor(query["cursor"])
+    return int(revision), key
 
 
 # -- cursors ---------------------------------------------------------------------------------

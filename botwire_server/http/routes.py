@@ -77,7 +77,13 @@ async def put_item(request: Request) -> Response:
     value = body.encode_value(put.value, data)
     expected = params.expected_version(headers, put.expected_version, allow_none_match=True)
     result = await _service(request).set(
-        _who(request), path["ns"], path["key"], value, expected_version=expected, ttl=put.ttl
+        _who(request),
+        path["ns"],
+        path["key"],
+        value,
+        expected_version=expected,
+        ttl=put.ttl,
+        meta=params.write_meta(request.scope, headers, data),
     )
     return _json(
         wire.encode(
@@ -117,11 +123,16 @@ async def get_item(request: Request) -> Response:
 
 async def delete_item(request: Request) -> Response:
     path = request.path_params
+    headers = params.headers(request.scope)
     expected = params.expected_version(
-        request.headers, params.expected_version_query(request.query_params), allow_none_match=False
+        headers, params.expected_version_query(request.query_params), allow_none_match=False
     )
     result = await _service(request).delete(
-        _who(request), path["ns"], path["key"], expected_version=expected
+        _who(request),
+        path["ns"],
+        path["key"],
+        expected_version=expected,
+        meta=params.write_meta(request.scope, headers),
     )
     return _json(wire.encode(wire.Deleted(True, path["ns"], path["key"], result.revision)))
 
@@ -171,7 +182,17 @@ async def history(request: Request) -> Response:
     )
     events = page.rows
     out = [
-        wire.EventOut(e.revision, e.op, _raw(e.value), params.iso(e.at), _iso(e.expires_at))
+        wire.EventOut(
+            e.revision,
+            e.op,
+            _raw(e.value),
+            params.iso(e.at),
+            _iso(e.expires_at),
+            e.actor,
+            e.run,
+            e.agent,
+            e.reason,
+        )
         for e in events
     ]
     cursor = params.make_cursor("h", str(events[-1].revision)) if page.more else None
@@ -213,10 +234,48 @@ async def rollback(request: Request) -> Response:
     req = body.decode(data, wire.rollback_decoder)
     to: int | datetime = req.to if isinstance(req.to, int) else params.timestamp(req.to, what="to")
     result = await _service(request).rollback(
-        _who(request), ns, to, key=req.key, dry_run=req.dry_run
+        _who(request),
+        ns,
+        to,
+        key=req.key,
+        dry_run=req.dry_run,
+        meta=params.write_meta(request.scope, params.headers(request.scope), data),
     )
     changed = [wire.ChangeOut(c.key, c.op, _raw(c.value)) for c in result.changes]
     return _json(wire.encode(wire.RollbackOut(ns, result.revision, result.dry_run, changed)))
+
+
+async def run_events(request: Request) -> Response:
+    path = request.path_params
+    query = request.query_params
+    page = await _service(request).run_events(
+        _who(request),
+        path["ns"],
+        path["run"],
+        after=params.run_cursor(query),
+        limit=params.limit(query, 100),
+    )
+    events = [stream.feed_event(e) for e in page.rows]
+    last = page.rows[-1] if page.rows else None
+    cursor = params.make_cursor("r", f"{last.revision}:{last.key}") if page.more and last else None
+    return _json(wire.encode(wire.RunPage(path["ns"], path["run"], events, cursor)))
+
+
+async def revert_run(request: Request) -> Response:
+    path = request.path_params
+    data = await body.read(request, body.SMALL_BODY_BYTES)
+    req = body.decode(data, wire.revert_decoder) if data.strip() else wire.RevertBody()
+    result = await _service(request).revert_run(
+        _who(request),
+        path["ns"],
+        path["run"],
+        dry_run=req.dry_run,
+        meta=params.write_meta(request.scope, params.headers(request.scope), data),
+    )
+    changed = [wire.ChangeOut(c.key, c.op, _raw(c.value)) for c in result.changes]
+    skipped = [wire.SkippedOut(s.key, s.reason, s.current_version) for s in result.skipped]
+    out = wire.RevertOut(path["ns"], path["run"], result.revision, result.dry_run, changed, skipped)
+    return _json(wire.encode(out))
 
 
 async def compact(request: Request) -> Response:
@@ -232,7 +291,8 @@ async def batch(request: Request) -> Response:
     data = await body.read(request, request.app.state.batch_body_limit)
     req = body.decode(data, wire.batch_decoder)
     ops = [_batch_op(op, data) for op in req.ops]
-    done = await _service(request).batch(_who(request), ns, ops)
+    meta = params.write_meta(request.scope, params.headers(request.scope), data)
+    done = await _service(request).batch(_who(request), ns, ops, meta=meta)
     results = [wire.OpResult(r.key, r.version) for r in done.results]
     return _json(wire.encode(wire.BatchOut(ns, done.revision, results)))
 
@@ -433,6 +493,8 @@ ROUTES = [
     _route("/namespaces/{ns}/query", POST=query),
     _route("/namespaces/{ns}/changes", GET=changes),
     _route("/namespaces/{ns}/watch", GET=watch),
+    _route("/namespaces/{ns}/runs/{run}", GET=run_events),
+    _route("/namespaces/{ns}/runs/{run}/revert", POST=revert_run),
     _route("/namespaces/{ns}", GET=namespace_info),
     _route("/namespaces", GET=list_namespaces),
     _route("/admin/tokens", GET=list_tokens, POST=create_token),

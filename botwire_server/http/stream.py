@@ -45,6 +45,10 @@ def feed_event(e: Event) -> wire.FeedEvent:
         None if e.value is None else msgspec.Raw(e.value),
         params.iso(e.at),
         None if e.expires_at is None else params.iso(e.expires_at),
+        e.actor,
+        e.run,
+        e.agent,
+        e.reason,
     )
 
 

@@ -33,6 +33,12 @@ class RollbackBody(msgspec.Struct, forbid_unknown_fields=True):
     dry_run: bool = False
 
 
+class RevertBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Undo a run; ``dry_run``: only report what would change."""
+
+    dry_run: bool = False
+
+
 class CompactBody(msgspec.Struct, forbid_unknown_fields=True):
     before: Revision
 
@@ -152,11 +158,18 @@ class StatsOut(msgspec.Struct):
 
 
 class EventOut(msgspec.Struct):
+    """A key's event. ``actor`` (the token's name), ``run``, ``agent``, ``reason``: who wrote
+    it and why (null when not given, and for events written before they were recorded)."""
+
     revision: int
     op: Literal["set", "delete", "expire"]
     value: msgspec.Raw | None
     at: str
     expires_at: str | None = None
+    actor: str | None = None
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
 
 
 class HistoryPage(msgspec.Struct):
@@ -291,7 +304,8 @@ class ItemsOut(msgspec.Struct):
 
 
 class FeedEvent(msgspec.Struct):
-    """One event of the change feed (and of a watch stream's ``data``)."""
+    """One event of the change feed (and of a watch stream's ``data``, and of a run), with
+    its provenance (null when absent)."""
 
     revision: int
     key: str
@@ -299,6 +313,10 @@ class FeedEvent(msgspec.Struct):
     value: msgspec.Raw | None
     at: str
     expires_at: str | None
+    actor: str | None = None
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
 
 
 class ChangesOut(msgspec.Struct):
@@ -309,6 +327,36 @@ class ChangesOut(msgspec.Struct):
     head: int
     events: list[FeedEvent]
     next_after: int
+
+
+class RunPage(msgspec.Struct):
+    """The events a run wrote, oldest first; ``next_cursor``: pass it as ``cursor`` for more."""
+
+    namespace: str
+    run: str
+    events: list[FeedEvent]
+    next_cursor: str | None
+
+
+class SkippedOut(msgspec.Struct):
+    """A key a revert left alone: ``reason`` ``written_by_others`` (written after the run by
+    another run or without one) or ``history_compacted``; its current version (0: absent)."""
+
+    key: str
+    reason: str
+    current_version: int
+
+
+class RevertOut(msgspec.Struct):
+    """A run's revert: ``revision`` is the new head (unchanged for a dry run or when nothing
+    changed)."""
+
+    namespace: str
+    run: str
+    revision: int
+    dry_run: bool
+    changed: list[ChangeOut]
+    skipped: list[SkippedOut]
 
 
 class ConflictOut(msgspec.Struct):
@@ -339,6 +387,7 @@ encode = msgspec.json.Encoder().encode
 put_decoder = msgspec.json.Decoder(PutBody)
 rollback_decoder = msgspec.json.Decoder(RollbackBody)
 compact_decoder = msgspec.json.Decoder(CompactBody)
+revert_decoder = msgspec.json.Decoder(RevertBody)
 batch_decoder = msgspec.json.Decoder(BatchBody)
 get_decoder = msgspec.json.Decoder(GetBody)
 query_decoder = msgspec.json.Decoder(QueryBody)

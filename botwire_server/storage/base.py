@@ -67,6 +67,40 @@ Rollback to ``R`` compares, for every key written after ``R``, its current value
 compared as their stored JSON text: the rollback restores exactly the bytes that were stored,
 with the absolute expiry they had (a value whose TTL has passed since counts as absent).
 
+Provenance, runs and revert
+===========================
+
+A commit carries ONE ``Provenance`` value (actor, the actor's token id, run, agent, reason,
+idempotency key), stamped by the service and handed to ``commit`` (and to rollback and
+revert); every event of the commit stores actor, run, agent and reason. Events with a run are
+indexed by (namespace, run, revision), so ``run_events`` and ``revert_run`` never scan the log.
+
+Revert of run ``X`` (``revert_writes``, shared by every backend): for each key ``X`` wrote,
+let ``f`` be the revision of its first write by ``X``. If anyone else (another run, or a write
+without a run) wrote the key after ``f``, it is skipped and reported; otherwise it gets its
+value as of ``f - 1`` (a value whose TTL has passed by the revert's commit time counts as
+absent, as in a rollback). All changes form ONE revision whose events carry the reverting
+request's own provenance, so a revert done under run ``U`` is undone by reverting ``U``::
+
+    rev  event                    run    revert X (dry run) at head 5
+    1    set a=0                  -      a: first X write 2, nobody else after -> a=0
+    2    set a=1, set b=1         X      b: X at 2, Y at 4 -> skipped (written_by_others, v4)
+    3    set c=1                  X      c: created by X at 3 -> delete c
+    4    set b=2                  Y
+    5    set a=2                  X      (a's later writes are X's own: still a=0)
+
+Idempotency
+===========
+
+A write may carry an ``Idempotency`` (key scoped by the service, request fingerprint, TTL).
+Inside the transaction that would write, under the namespace's lock, the store looks the key
+up (``replay``): an unexpired outcome with the same fingerprint is returned again and
+nothing is written; another fingerprint raises ``IdempotencyKeyReused``; otherwise the write
+runs and its outcome (``outcome_of``: status and encoded result) is stored in the SAME
+transaction, so a crash between commit and reply leaves a retry safe. Refused writes store
+nothing (they wrote nothing, so a retry is safe anyway). ``purge_idempotency`` forgets expired
+outcomes; the expiry sweeper calls it.
+
 The change feed (``changes``) is part of this contract: every event with a revision in
 ``(after, after + limit]``, oldest first, is what watchers, exports and replicas follow. After
 each commit a store calls its listeners (``add_listener``) with the namespace and the new head;
@@ -83,7 +117,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -92,6 +126,7 @@ from ..errors import (
     BatchConflict,
     Conflict,
     FutureRevision,
+    IdempotencyKeyReused,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -106,6 +141,7 @@ EventOp = Literal["set", "delete", "expire"]
 WriteOp = Literal["set", "delete", "check", "expire"]
 Clock = Callable[[], int]
 Listener = Callable[[str, int], None]
+R = TypeVar("R")
 
 MICROS = 1_000_000
 DAY_MICROS = 86_400 * MICROS
@@ -134,7 +170,9 @@ class Item(msgspec.Struct, frozen=True):
 
 
 class Event(msgspec.Struct, frozen=True):
-    """One entry of the log. ``value`` is None for a delete or an expiry."""
+    """One entry of the log. ``value`` is None for a delete or an expiry. ``actor``, ``run``,
+    ``agent`` and ``reason``: the provenance of the commit that wrote it (None when absent,
+    and for events written before migration 0005)."""
 
     revision: int
     key: str
@@ -142,6 +180,50 @@ class Event(msgspec.Struct, frozen=True):
     value: bytes | None
     at: int
     expires_at: int | None = None
+    actor: str | None = None
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+
+
+class Idempotency(msgspec.Struct, frozen=True, kw_only=True):
+    """A write's idempotency key, as the service scoped it (see "Idempotency" above).
+
+    ``key``: unique per namespace (the service prefixes the token's id); ``fingerprint``: a
+    hash of the request, which a retry must repeat; ``ttl``: microseconds the outcome is kept
+    after the commit."""
+
+    key: str
+    fingerprint: str
+    ttl: int = DAY_MICROS
+
+
+class Provenance(msgspec.Struct, frozen=True, kw_only=True):
+    """The context of ONE commit, stamped by the service and passed to ``Store.commit`` (and
+    to rollback and revert): who (``actor``, the token's name; ``actor_id``, its id, which
+    reaches the commit so that a per-token rule can be checked inside it), on behalf of which
+    ``run`` and ``agent``, and why (``reason``); plus the commit's idempotency key. Every
+    event of the commit stores ``actor``, ``run``, ``agent`` and ``reason``."""
+
+    actor: str | None = None
+    actor_id: str | None = None
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+    idempotency: Idempotency | None = None
+
+
+NO_PROVENANCE = Provenance()
+
+
+class StoredOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored idempotent outcome: the status and the encoded result of the first request
+    (a store verb's result, from which the response body is rendered again)."""
+
+    fingerprint: str
+    status: int
+    result: bytes
+    expires_at: int
 
 
 class Write(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,6 +288,27 @@ class RollbackResult(msgspec.Struct, frozen=True):
 
     revision: int
     changes: list[Change]
+    dry_run: bool
+
+
+class Skipped(msgspec.Struct, frozen=True):
+    """A key a revert left alone: ``reason`` (``written_by_others``: written after the run's
+    first write to it by another run or without a run; ``history_compacted``: its state
+    before the run is no longer kept) and its current version (0: absent)."""
+
+    key: str
+    reason: str
+    current_version: int
+
+
+class RevertResult(msgspec.Struct, frozen=True):
+    """A run's revert: ``revision`` is the new head, or the unchanged head when nothing
+    changed or ``dry_run``; ``changes`` the keys set back or removed; ``skipped`` the keys
+    left alone."""
+
+    revision: int
+    changes: list[Change]
+    skipped: list[Skipped]
     dry_run: bool
 
 
@@ -307,18 +410,22 @@ class Store(abc.ABC):
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
-        """Commit ``writes`` as ONE new revision, all or nothing (see "One verb writes").
+    async def commit(
+        self, namespace: str, writes: Sequence[Write], meta: Provenance = NO_PROVENANCE
+    ) -> Committed:
+        """Commit ``writes`` as ONE new revision, all or nothing (see "One verb writes"), each
+        event stamped with ``meta``'s provenance.
 
         Raises ``BatchConflict`` when a condition fails, ``QuotaExceeded``, ``PayloadTooLarge``;
         then nothing is written. Commits that write nothing (only checks, skipped expiries)
-        return the unchanged head with ``written=False``."""
+        return the unchanged head with ``written=False``. With ``meta.idempotency``, a retry
+        returns the first outcome and writes nothing (see "Idempotency")."""
         check_writes(self.limits, writes)
-        committed = await self._commit(namespace, writes)
+        committed = await self._commit(namespace, writes, meta)
         return committed
 
     @abc.abstractmethod
-    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
+    async def _commit(self, namespace: str, writes: Sequence[Write], meta: Provenance) -> Committed:
         """Backend part of ``commit``: ``writes`` are already checked by ``check_writes``."""
 
     async def set(
@@ -329,6 +436,7 @@ class Store(abc.ABC):
         *,
         expected_version: int | None = None,
         ttl: int | None = None,
+        meta: Provenance = NO_PROVENANCE,
     ) -> WriteResult:
         """Append a set event and make ``value`` current (a one-write commit).
 
@@ -338,19 +446,24 @@ class Store(abc.ABC):
         """
         write = Write(op="set", key=key, value=value, expected_version=expected_version, ttl=ttl)
         try:
-            done = await self.commit(namespace, [write])
+            done = await self.commit(namespace, [write], meta)
         except BatchConflict as exc:
             raise Conflict(expected_version or 0, exc.conflicts[0][2]) from None
         return _write_result(done)
 
     async def delete(
-        self, namespace: str, key: str, *, expected_version: int | None = None
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        meta: Provenance = NO_PROVENANCE,
     ) -> WriteResult:
         """Append a tombstone. Raises ``NotFound`` when the key is absent (whatever
         ``expected_version`` says), ``Conflict`` on a version mismatch."""
         write = Write(op="delete", key=key, expected_version=expected_version)
         try:
-            done = await self.commit(namespace, [write])
+            done = await self.commit(namespace, [write], meta)
         except BatchConflict as exc:
             current = exc.conflicts[0][2]
             if current == 0:
@@ -366,9 +479,37 @@ class Store(abc.ABC):
         *,
         key: str | None = None,
         dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
     ) -> RollbackResult:
         """Make the current state (of one key, or all) equal to the state as of ``to`` by
         appending one revision. Nothing differs, or ``dry_run``: nothing is written."""
+
+    @abc.abstractmethod
+    async def revert_run(
+        self,
+        namespace: str,
+        run: str,
+        *,
+        dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
+    ) -> RevertResult:
+        """Undo ``run`` in ONE new revision (see "Runs and revert"): every key it touched
+        gets the value it had just before the run's first write to it, except keys that
+        others wrote after that, which are skipped. Nothing to change, or ``dry_run``:
+        nothing is written."""
+
+    @abc.abstractmethod
+    async def run_events(
+        self, namespace: str, run: str, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> Sequence[Event]:
+        """Up to ``limit`` events ``run`` wrote, oldest first (by revision, then key),
+        strictly after the (revision, key) ``after``. Found through the run index, never by
+        scanning the namespace's log."""
+
+    @abc.abstractmethod
+    async def purge_idempotency(self, *, now: int, limit: int = 1000) -> int:
+        """Forget up to ``limit`` stored idempotent outcomes expired by ``now``; returns how
+        many. (An expired outcome is never replayed, purged or not.)"""
 
     @abc.abstractmethod
     async def compact(self, namespace: str, *, before: int) -> int:
@@ -587,6 +728,7 @@ class Plan:
     events: list[Planned]
     ns: NsState
     results: list[Applied]
+    meta: Provenance = NO_PROVENANCE  # stamped on every event
 
     def committed(self) -> Committed:
         return Committed(self.revision, self.at, self.results, bool(self.events))
@@ -630,11 +772,13 @@ def plan_commit(
     now: int,
     *,
     cost: int | None = None,
+    meta: Provenance = NO_PROVENANCE,
 ) -> Plan:
     """Apply the commit rules to ``writes`` given the namespace row ``ns`` and the current
     rows of their keys. Raises ``BatchConflict``, ``PayloadTooLarge`` or ``QuotaExceeded``
     before anything is written. ``cost``: writes counted against the daily quota (default:
-    one per set and delete; a rollback counts one)."""
+    one per set and delete; a rollback counts one). ``meta``: the commit's provenance; its
+    ``actor_id`` is where a per-token rule would be checked, next to the namespace quota."""
     at = max(now, ns.last_at)  # commit times never go backwards
     revision = ns.revision + 1
     conflicts: list[tuple[int, str, int]] = []
@@ -686,7 +830,7 @@ def plan_commit(
             results.append(Applied(w.key, revision, row.created_revision, 0))
             counted += w.op == "delete"
     if not events:
-        return Plan(ns.revision, at, [], ns, results)
+        return Plan(ns.revision, at, [], ns, results, meta)
     check_namespace_bytes(limits, live_bytes, ns.live_bytes)
     day = at // DAY_MICROS
     quota_day, used = ns.quota_day, ns.quota_used
@@ -695,7 +839,7 @@ def plan_commit(
         used = quota_after(limits, day=day, quota_day=quota_day, quota_used=used, at=at, cost=spend)
         quota_day = day
     after = NsState(revision, ns.oldest, live_keys, live_bytes, at, quota_day, used)
-    return Plan(revision, at, events, after, results)
+    return Plan(revision, at, events, after, results, meta)
 
 
 def rollback_writes(
@@ -723,6 +867,72 @@ def rollback_writes(
             changes.append(Change(key, "set", was.value))
             writes.append(Write(op="set", key=key, value=was.value, expires_at=was.expires_at))
     return changes, writes
+
+
+def revert_writes(
+    touched: Mapping[str, int],
+    others: Callable[[str, int], bool],
+    before: Callable[[str, int], Item | None],
+    now: Callable[[str], Item | None],
+    moment: int,
+    oldest: int,
+) -> tuple[list[Change], list[Skipped], list[Write]]:
+    """The one home of the revert rule (PRODUCT.md section 9), for every backend.
+
+    ``touched``: each key the run wrote -> the revision of its first write to it;
+    ``others(key, first)``: whether anyone else (another run, or a write without a run) wrote
+    ``key`` after ``first`` (expiries are not writes: the sweeper only carries out a TTL the
+    writer set); ``before(key, first)``: the key as of revision ``first - 1``; ``now(key)``:
+    the key as it stands (None: absent), both judged at ``moment``, the revert's commit time,
+    as a rollback judges them. Keys written by others, or whose state before the run is
+    compacted away (``first - 1 < oldest``), are skipped with their current version; the
+    rest are restored like a rollback restores, each to its own revision."""
+    skipped: list[Skipped] = []
+    kept: list[str] = []
+    targets: dict[str, int] = {}
+    for key in sorted(touched):
+        first = touched[key]
+        reason = (
+            "written_by_others"
+            if others(key, first)
+            else "history_compacted"
+            if first - 1 < oldest
+            else None
+        )
+        if reason is not None:
+            cur = now(key)
+            skipped.append(Skipped(key, reason, cur.version if cur is not None else 0))
+        else:
+            kept.append(key)
+            targets[key] = first - 1
+    changes, writes = rollback_writes(kept, lambda k: before(k, targets[k] + 1), now, moment)
+    return changes, skipped, writes
+
+
+def replay(found: StoredOutcome | None, idem: Idempotency, now: int) -> StoredOutcome | None:
+    """The one home of the idempotency rule for every backend: the stored outcome to answer a
+    retry with, None when the key is new (or its outcome expired), or
+    ``IdempotencyKeyReused`` when the key came with another request."""
+    if found is None or found.expires_at <= now:
+        return None
+    if found.fingerprint != idem.fingerprint:
+        raise IdempotencyKeyReused()
+    return found
+
+
+def outcome_of(idem: Idempotency, result: msgspec.Struct, at: int) -> StoredOutcome:
+    """The outcome a store keeps for ``idem`` after its write succeeded at ``at``."""
+    return StoredOutcome(
+        fingerprint=idem.fingerprint,
+        status=200,
+        result=msgspec.json.encode(result),
+        expires_at=at + idem.ttl,
+    )
+
+
+def decoded(outcome: StoredOutcome, kind: type[R]) -> R:
+    """A stored result as its type again."""
+    return msgspec.json.decode(outcome.result, type=kind)
 
 
 # -- rules every backend shares --------------------------------------------------------------

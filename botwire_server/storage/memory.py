@@ -8,14 +8,16 @@ Writes go through ``base.plan_commit``, the one home of the commit rules outside
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import msgspec
 
 from ..errors import InvalidInput
 from .base import (
+    NO_PROVENANCE,
     AsOf,
     Changes,
     Committed,
@@ -25,19 +27,28 @@ from .base import (
     NamespaceInfo,
     NsState,
     Plan,
+    Provenance,
+    RevertResult,
     RollbackResult,
     Stats,
     Store,
+    StoredOutcome,
     TokenRecord,
     Write,
     check_after,
     check_limit,
     check_revision,
+    decoded,
+    outcome_of,
     plan_commit,
+    replay,
+    revert_writes,
     rollback_writes,
     to_micros,
     visible,
 )
+
+R = TypeVar("R", Committed, RollbackResult, RevertResult)
 
 
 @dataclass
@@ -51,6 +62,8 @@ class _Namespace:
     # incarnation it belongs to, decided by plan_commit when it was written (an expired key
     # set again starts a new incarnation without a tombstone in between).
     created: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    runs: dict[str, list[Event]] = field(default_factory=dict)  # the run index, oldest first
+    outcomes: dict[str, StoredOutcome] = field(default_factory=dict)  # idempotency key -> outcome
 
     @property
     def revision(self) -> int:
@@ -119,10 +132,24 @@ class MemoryStore(Store):
         """Write ``plan`` (from ``plan_commit``) into the namespace."""
         if plan.events:
             ns.commit_times.append(plan.at)
+            meta = plan.meta
             for p in plan.events:
-                event = Event(plan.revision, p.key, p.op, p.value, plan.at, p.expires_at)
+                event = Event(
+                    plan.revision,
+                    p.key,
+                    p.op,
+                    p.value,
+                    plan.at,
+                    p.expires_at,
+                    meta.actor,
+                    meta.run,
+                    meta.agent,
+                    meta.reason,
+                )
                 ns.events.setdefault(p.key, []).append(event)
                 ns.log.append(event)
+                if meta.run is not None:
+                    ns.runs.setdefault(meta.run, []).append(event)
                 if p.op == "set":
                     assert p.value is not None
                     ns.created[(p.key, plan.revision)] = (p.created_revision, p.created_at)
@@ -160,11 +187,29 @@ class MemoryStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
+    def _idempotent(
+        self, ns: _Namespace, meta: Provenance, kind: type[R], work: Callable[[], R]
+    ) -> R:
+        """``work()``, or the outcome stored for ``meta``'s idempotency key (base.replay)."""
+        idem = meta.idempotency
+        if idem is None:
+            return work()
+        found = replay(ns.outcomes.get(idem.key), idem, max(self.clock(), ns.state.last_at))
+        if found is not None:
+            return decoded(found, kind)
+        result = work()
+        ns.outcomes[idem.key] = outcome_of(idem, result, max(self.clock(), ns.state.last_at))
+        return result
+
+    async def _commit(self, namespace: str, writes: Sequence[Write], meta: Provenance) -> Committed:
         ns = self._ns(namespace)
-        rows = self._rows(ns, [w.key for w in writes])
-        plan = plan_commit(self.limits, ns.state, writes, rows, self.clock())
-        return self._store(namespace, ns, plan)
+
+        def work() -> Committed:
+            rows = self._rows(ns, [w.key for w in writes])
+            plan = plan_commit(self.limits, ns.state, writes, rows, self.clock(), meta=meta)
+            return self._store(namespace, ns, plan)
+
+        return self._idempotent(ns, meta, Committed, work)
 
     async def rollback(
         self,
@@ -173,8 +218,22 @@ class MemoryStore(Store):
         *,
         key: str | None = None,
         dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
     ) -> RollbackResult:
         ns = self._ns(namespace)
+        return self._idempotent(
+            ns, meta, RollbackResult, lambda: self._rollback(namespace, ns, to, key, dry_run, meta)
+        )
+
+    def _rollback(
+        self,
+        namespace: str,
+        ns: _Namespace,
+        to: int | datetime,
+        key: str | None,
+        dry_run: bool,
+        meta: Provenance,
+    ) -> RollbackResult:
         target = self._revision(ns, to)
         keys = sorted(ns.events) if key is None else [key]
         # "Now" is the commit time the rollback gets, at which plan_commit judges TTLs too.
@@ -188,8 +247,65 @@ class MemoryStore(Store):
         if not changes or dry_run:
             return RollbackResult(ns.revision, changes, dry_run)
         rows = self._rows(ns, [w.key for w in writes])
-        plan = plan_commit(self.limits, ns.state, writes, rows, at, cost=1)
+        plan = plan_commit(self.limits, ns.state, writes, rows, at, cost=1, meta=meta)
         return RollbackResult(self._store(namespace, ns, plan).revision, changes, False)
+
+    async def revert_run(
+        self,
+        namespace: str,
+        run: str,
+        *,
+        dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
+    ) -> RevertResult:
+        ns = self._ns(namespace)
+
+        def work() -> RevertResult:
+            touched: dict[str, int] = {}
+            for event in ns.runs.get(run, []):
+                touched.setdefault(event.key, event.revision)
+
+            def others(key: str, first: int) -> bool:
+                return any(
+                    e.revision > first and e.op != "expire" and e.run != run
+                    for e in ns.events.get(key, [])
+                )
+
+            at = max(self.clock(), ns.state.last_at)
+            changes, skipped, writes = revert_writes(
+                touched,
+                others,
+                lambda k, first: self._item_at(ns, k, first - 1),
+                lambda k: self._alive(ns, k, at),
+                at,
+                ns.state.oldest,
+            )
+            if not changes or dry_run:
+                return RevertResult(ns.revision, changes, skipped, dry_run)
+            rows = self._rows(ns, [w.key for w in writes])
+            plan = plan_commit(self.limits, ns.state, writes, rows, at, cost=1, meta=meta)
+            return RevertResult(self._store(namespace, ns, plan).revision, changes, skipped, False)
+
+        return self._idempotent(ns, meta, RevertResult, work)
+
+    async def run_events(
+        self, namespace: str, run: str, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> Sequence[Event]:
+        check_limit(limit)
+        events = sorted(self._peek(namespace).runs.get(run, []), key=lambda e: (e.revision, e.key))
+        if after is not None:
+            events = [e for e in events if (e.revision, e.key) > after]
+        return events[:limit]
+
+    async def purge_idempotency(self, *, now: int, limit: int = 1000) -> int:
+        purged = 0
+        for ns in self._namespaces.values():
+            for key in [k for k, o in ns.outcomes.items() if o.expires_at <= now]:
+                if purged == limit:
+                    return purged
+                del ns.outcomes[key]
+                purged += 1
+        return purged
 
     async def compact(self, namespace: str, *, before: int) -> int:
         ns = self._ns(namespace)
@@ -214,6 +330,8 @@ class MemoryStore(Store):
                 del ns.events[key]
         kept_ids = {(e.key, e.revision) for events in ns.events.values() for e in events}
         ns.log = [e for e in ns.log if (e.key, e.revision) in kept_ids]
+        for run, events in list(ns.runs.items()):
+            ns.runs[run] = [e for e in events if (e.key, e.revision) in kept_ids]
         ns.state.oldest = before
         return removed
 

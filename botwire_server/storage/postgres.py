@@ -59,6 +59,7 @@ from ..settings import Limits, Settings
 from . import postgres_sql as queries
 from .base import (
     DAY_MICROS,
+    NO_PROVENANCE,
     Applied,
     AsOf,
     Changes,
@@ -68,16 +69,23 @@ from .base import (
     EventOp,
     Item,
     NamespaceInfo,
+    Provenance,
+    RevertResult,
     RollbackResult,
     Stats,
     Store,
+    StoredOutcome,
     TokenRecord,
     Write,
     check_after,
     check_limit,
     check_namespace_bytes,
     check_revision,
+    decoded,
+    outcome_of,
     quota_after,
+    replay,
+    revert_writes,
     rollback_writes,
     system_clock,
     to_micros,
@@ -89,6 +97,7 @@ from .postgres_groups import GetGroup, Head, Outcome, Plain, Queued, WriteWork
 from .postgres_pool import Lender
 
 T = TypeVar("T")
+R = TypeVar("R", Committed, RollbackResult, RevertResult)
 Work = Callable[[Any], Awaitable[T]]
 
 # pg_advisory_lock key held while migrating ("botwire" in ASCII), so that servers starting at
@@ -117,6 +126,21 @@ async def _reset(conn: Any) -> None:
 def _settle(future: asyncio.Future[None], *_: Any) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _event(row: Any, key: str) -> Event:
+    return Event(
+        row["revision"],
+        key,
+        _OPS[row["op"]],
+        row["value"],
+        row["at"],
+        row["expires_at"],
+        row["actor"],
+        row["run"],
+        row["agent"],
+        row["reason"],
+    )
 
 
 def _item(row: Any) -> Item:
@@ -395,15 +419,61 @@ class PostgresStore(Store):
         self._enqueue(namespace, Queued(work, creates, future))
         return await future
 
-    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
+    async def _commit(self, namespace: str, writes: Sequence[Write], meta: Provenance) -> Committed:
+        if meta.idempotency is not None:
+            # The outcome is stored in the commit's transaction, under the namespace lock.
+            async def work(conn: Any, head: Head) -> Committed:
+                async def commit() -> Committed:
+                    args = self._commit_args(namespace, [writes], metas=[meta])
+                    return self._outcome(writes, await conn.fetch(queries.COMMIT, *args))
+
+                return await self._idempotent(conn, namespace, head, meta, Committed, commit)
+
+            done: Committed = await self._write(namespace, work)
+            if done.written:
+                self.notify(namespace, done.revision)
+            return done
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        plain = Plain(writes, future)
+        plain = Plain(writes, future, meta)
         if not self.group_commit:
             (outcome,) = await self._apply_plain(namespace, [plain])
             result: Committed = outcome.unwrap()
             return result
         self._enqueue(namespace, plain)
         result = await future
+        return result
+
+    async def _idempotent(
+        self,
+        conn: Any,
+        namespace: str,
+        head: Head,
+        meta: Provenance,
+        kind: type[R],
+        run: Callable[[], Awaitable[R]],
+    ) -> R:
+        """``run()``, or the outcome stored for ``meta``'s idempotency key (``base.replay``),
+        inside the caller's transaction, which holds the namespace's row lock: a new outcome
+        commits with the write, and replicas see one order of each key's requests."""
+        idem = meta.idempotency
+        if idem is None:
+            return await run()
+        row = await conn.fetchrow(queries.GET_OUTCOME, namespace, idem.key)
+        now = max(self.clock(), head.last_at)
+        found = replay(None if row is None else StoredOutcome(**dict(row.items())), idem, now)
+        if found is not None:
+            return decoded(found, kind)
+        result = await run()
+        out = outcome_of(idem, result, max(self.clock(), now))
+        await conn.execute(
+            queries.PUT_OUTCOME,
+            namespace,
+            idem.key,
+            out.fingerprint,
+            out.status,
+            out.result,
+            out.expires_at,
+        )
         return result
 
     def _enqueue(self, namespace: str, queued: Queued | Plain) -> None:
@@ -461,9 +531,15 @@ class PostgresStore(Store):
             del self._committers[namespace]
 
     def _commit_args(
-        self, namespace: str, commits: Sequence[Sequence[Write]], cost: int | None = None
+        self,
+        namespace: str,
+        commits: Sequence[Sequence[Write]],
+        cost: int | None = None,
+        *,
+        metas: Sequence[Provenance],
     ) -> tuple[Any, ...]:
-        """The arguments of ``botwire_commit`` for ``commits`` (see migration 0003)."""
+        """The arguments of ``botwire_commit`` for ``commits`` (see migrations 0003, 0005),
+        ``metas`` holding each commit's provenance."""
         writes = [(number, w) for number, ws in enumerate(commits, 1) for w in ws]
         limits = self.limits
         return (
@@ -480,12 +556,19 @@ class PostgresStore(Store):
             [w.ttl for _, w in writes],
             [w.expires_at for _, w in writes],
             [cost] * len(commits),
+            [m.actor for m in metas],
+            [m.actor_id for m in metas],
+            [m.run for m in metas],
+            [m.agent for m in metas],
+            [m.reason for m in metas],
         )
 
     async def _apply_plain(self, namespace: str, plains: Sequence[Plain]) -> list[Outcome]:
         """Apply a group of commits with one ``botwire_commit`` call (one round trip, its own
         implicit transaction)."""
-        args = self._commit_args(namespace, [p.writes for p in plains])
+        args = self._commit_args(
+            namespace, [p.writes for p in plains], metas=[p.meta for p in plains]
+        )
         rows = await self._run(
             lambda conn: conn.fetch(queries.COMMIT, *args), transaction=False, commits=True
         )
@@ -580,8 +663,14 @@ class PostgresStore(Store):
         *,
         key: str | None = None,
         dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
     ) -> RollbackResult:
         async def work(conn: Any, head: Head) -> RollbackResult:
+            return await self._idempotent(
+                conn, namespace, head, meta, RollbackResult, lambda: roll(conn, head)
+            )
+
+        async def roll(conn: Any, head: Head) -> RollbackResult:
             target = await self._resolve(conn, namespace, to, head.revision, head.oldest)
             sql = queries.ROLLBACK_DIFF.format(key_filter="AND key = $4" if key is not None else "")
             # "Now" is the commit time the rollback gets (botwire_commit judges TTLs at it too).
@@ -603,15 +692,83 @@ class PostgresStore(Store):
             )
             if not changes or dry_run:
                 return RollbackResult(head.revision, changes, dry_run)
-            args = self._commit_args(namespace, [writes], cost=1)
+            args = self._commit_args(namespace, [writes], cost=1, metas=[meta])
             result = self._outcome(writes, await conn.fetch(queries.COMMIT, *args))
             head.revision = result.revision
+            head.last_at = result.at
             return RollbackResult(result.revision, changes, False)
 
-        result: RollbackResult = await self._write(namespace, work, creates=False)
+        creates = meta.idempotency is not None  # the lock must exist to order the key's requests
+        result: RollbackResult = await self._write(namespace, work, creates=creates)
         if result.changes and not result.dry_run:
             self.notify(namespace, result.revision)
         return result
+
+    async def revert_run(
+        self,
+        namespace: str,
+        run: str,
+        *,
+        dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
+    ) -> RevertResult:
+        async def work(conn: Any, head: Head) -> RevertResult:
+            return await self._idempotent(
+                conn, namespace, head, meta, RevertResult, lambda: revert(conn, head)
+            )
+
+        async def revert(conn: Any, head: Head) -> RevertResult:
+            # "Now" is the commit time the revert gets (botwire_commit judges TTLs at it too).
+            now = max(self.clock(), head.last_at)
+            rows = {r["key"]: r for r in await conn.fetch(queries.REVERT_DIFF, namespace, run, now)}
+
+            def item(row: Any, prefix: str) -> Item | None:
+                value = row[f"{prefix}value"]
+                version = row["cur_version"] if prefix == "cur_" else 0
+                if value is None:
+                    return None
+                return Item(row["key"], value, version, 0, 0, 0, row[f"{prefix}expires_at"])
+
+            changes, skipped, writes = revert_writes(
+                {k: r["first"] for k, r in rows.items()},
+                lambda k, first: bool(rows[k]["others"]),
+                lambda k, first: item(rows[k], "then_"),
+                lambda k: item(rows[k], "cur_"),
+                now,
+                head.oldest,
+            )
+            if not changes or dry_run:
+                return RevertResult(head.revision, changes, skipped, dry_run)
+            args = self._commit_args(namespace, [writes], cost=1, metas=[meta])
+            result = self._outcome(writes, await conn.fetch(queries.COMMIT, *args))
+            head.revision = result.revision
+            head.last_at = result.at
+            return RevertResult(result.revision, changes, skipped, False)
+
+        creates = meta.idempotency is not None
+        result: RevertResult = await self._write(namespace, work, creates=creates)
+        if result.changes and not result.dry_run:
+            self.notify(namespace, result.revision)
+        return result
+
+    async def run_events(
+        self, namespace: str, run: str, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> Sequence[Event]:
+        check_limit(limit)
+        revision, key = after if after is not None else (0, "")
+
+        async def work(conn: Any) -> list[Event]:
+            rows = await conn.fetch(queries.RUN_EVENTS, namespace, run, revision, key, limit)
+            return [_event(r, r["key"]) for r in rows]
+
+        return await self._read(work)
+
+    async def purge_idempotency(self, *, now: int, limit: int = 1000) -> int:
+        async def work(conn: Any) -> str:
+            return str(await conn.execute(queries.PURGE_OUTCOMES, now, limit))
+
+        status = await self._run(work, transaction=False, commits=True)
+        return int(status.split()[-1])
 
     async def compact(self, namespace: str, *, before: int) -> int:
         async def work(conn: Any, head: Head) -> int:
@@ -781,7 +938,7 @@ class PostgresStore(Store):
 
         async def work(conn: Any) -> list[Event]:
             rows = await conn.fetch(
-                "SELECT revision, op, value, at, expires_at FROM events"
+                f"SELECT revision, op, value, at, expires_at, {queries.PROVENANCE} FROM events"
                 " WHERE namespace = $1 AND key = $2 AND ($3::bigint IS NULL OR revision < $3)"
                 " ORDER BY revision DESC LIMIT $4",
                 namespace,
@@ -789,10 +946,7 @@ class PostgresStore(Store):
                 before,
                 limit,
             )
-            return [
-                Event(r["revision"], key, _OPS[r["op"]], r["value"], r["at"], r["expires_at"])
-                for r in rows
-            ]
+            return [_event(r, key) for r in rows]
 
         return await self._read(work)
 
@@ -805,11 +959,7 @@ class PostgresStore(Store):
             rows = await conn.fetch(queries.CHANGES, namespace, after, limit, prefix or "")
             head, oldest = rows[0]["head"], rows[0]["oldest"]
             check_after(after, head=head, oldest=oldest)
-            events = [
-                Event(r["revision"], r["key"], _OPS[r["op"]], r["value"], r["at"], r["expires_at"])
-                for r in rows
-                if r["key"] is not None
-            ]
+            events = [_event(r, r["key"]) for r in rows if r["key"] is not None]
             return Changes(head, events, min(head, after + limit))
 
         return await self._read(work)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BotWireServerError
-from .base import Item, NsState, Write
+from .base import NO_PROVENANCE, Item, NsState, Provenance, Write
 
 # Gets waiting for one grouped read: (namespace, key, the caller's answer).
 GetGroup = list[tuple[str, str, "asyncio.Future[Item | None]"]]
@@ -36,6 +36,7 @@ class Plain:
 
     writes: Sequence[Write]
     future: asyncio.Future[Any]
+    meta: Provenance = NO_PROVENANCE
 
 
 @dataclass(slots=True)

@@ -30,9 +30,57 @@ JOIN current c ON c.namespace = k.namespace AND c.key = k.key
 """
 # A group of commits to one namespace, locked, checked and written in one call (one round
 # trip); one result row per write, in order. See migrations/postgres/0003_commit_function.sql.
+# See migrations/postgres/0003_commit_function.sql, and 0005 for the provenance arguments.
 COMMIT = """
 SELECT * FROM botwire_commit($1, $2, $3, $4, $5::integer[], $6::smallint[], $7::text[],
-    $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::integer[])
+    $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::integer[],
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+"""
+# The provenance columns every event read returns (after its own columns).
+PROVENANCE = "actor, run, agent, reason"
+# A run's events, oldest first, after the (revision, key) ($3, $4), through events_by_run.
+RUN_EVENTS = """
+SELECT revision, key, op, value, at, expires_at, actor, run, agent, reason FROM events
+WHERE namespace = $1 AND run = $2 AND (revision, key) > ($3, $4)
+ORDER BY revision, key LIMIT $5
+"""
+# For a revert, per key the run wrote: the revision of its first write, whether anyone else
+# wrote the key after it (expiries are no writes), its event just before that write, and its
+# current row (values NULL where absent, or expired by $3, the revert's commit time).
+REVERT_DIFF = """
+WITH touched AS (
+    SELECT key, min(revision) AS first FROM events
+    WHERE namespace = $1 AND run = $2 GROUP BY key
+)
+SELECT t.key, t.first,
+       EXISTS (SELECT 1 FROM events o WHERE o.namespace = $1 AND o.key = t.key
+               AND o.revision > t.first AND o.op <> 3 AND o.run IS DISTINCT FROM $2) AS others,
+       CASE WHEN b.op = 1 THEN b.value END AS then_value, b.expires_at AS then_expires_at,
+       c.version AS cur_version,
+       CASE WHEN c.expires_at IS NULL OR c.expires_at > $3 THEN c.value END AS cur_value,
+       c.expires_at AS cur_expires_at
+FROM touched t
+LEFT JOIN LATERAL (
+    SELECT op, value, expires_at FROM events e
+    WHERE e.namespace = $1 AND e.key = t.key AND e.revision < t.first
+    ORDER BY e.revision DESC LIMIT 1
+) b ON true
+LEFT JOIN current c ON c.namespace = $1 AND c.key = t.key
+ORDER BY t.key
+"""
+GET_OUTCOME = """
+SELECT fingerprint, status, result, expires_at FROM idempotency
+WHERE namespace = $1 AND key = $2
+"""
+PUT_OUTCOME = """
+INSERT INTO idempotency (namespace, key, fingerprint, status, result, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (namespace, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+    status = EXCLUDED.status, result = EXCLUDED.result, expires_at = EXCLUDED.expires_at
+"""
+PURGE_OUTCOMES = """
+DELETE FROM idempotency WHERE (namespace, key) IN (
+    SELECT namespace, key FROM idempotency WHERE expires_at <= $1 LIMIT $2)
 """
 # Keys whose TTL has passed by $1, soonest first (the partial index current_by_expiry).
 DUE_EXPIRIES = """
@@ -47,10 +95,12 @@ WITH h AS (
     FROM namespaces WHERE name = $1
 )
 SELECT h.head, h.oldest, NULL::bigint AS revision, NULL::text AS key, NULL::smallint AS op,
-       NULL::bytea AS value, NULL::bigint AS at, NULL::bigint AS expires_at
+       NULL::bytea AS value, NULL::bigint AS at, NULL::bigint AS expires_at,
+       NULL::text AS actor, NULL::text AS run, NULL::text AS agent, NULL::text AS reason
 FROM h
 UNION ALL
-(SELECT NULL, NULL, e.revision, e.key, e.op, e.value, e.at, e.expires_at
+(SELECT NULL, NULL, e.revision, e.key, e.op, e.value, e.at, e.expires_at,
+        e.actor, e.run, e.agent, e.reason
  FROM events e
  WHERE e.namespace = $1 AND e.revision > $2 AND e.revision - $3 <= $2
    AND e.revision <= (SELECT head FROM h) AND starts_with(e.key, $4)

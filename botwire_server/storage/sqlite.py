@@ -58,6 +58,7 @@ import anyio.to_thread
 from ..errors import BotWireServerError, InvalidInput, Unavailable
 from ..settings import Limits
 from .base import (
+    NO_PROVENANCE,
     AsOf,
     Changes,
     Clock,
@@ -67,15 +68,22 @@ from .base import (
     Item,
     NamespaceInfo,
     Plan,
+    Provenance,
+    RevertResult,
     RollbackResult,
     Stats,
     Store,
+    StoredOutcome,
     TokenRecord,
     Write,
     check_after,
     check_limit,
     check_revision,
+    decoded,
+    outcome_of,
     plan_commit,
+    replay,
+    revert_writes,
     rollback_writes,
     system_clock,
     to_micros,
@@ -85,11 +93,12 @@ from .migrations import migration_files
 from .sqlite_sql import (
     CODES,
     CURRENT_COLUMNS,
-    OPS,
+    EVENT_COLUMNS,
     Moment,
     NsRow,
     connect,
     current_item,
+    event,
     item_at,
     list_at,
     list_current,
@@ -102,6 +111,7 @@ from .sqlite_sql import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R", Committed, RollbackResult, RevertResult)
 
 
 def sqlite_path(url: str) -> Path:
@@ -125,6 +135,22 @@ GET_ROW = (
 CHANGED_SINCE = (
     "SELECT key FROM events INDEXED BY events_by_revision WHERE namespace = ? AND revision > ?"
 )
+# The keys a run wrote, each with the revision of its first write (the run index).
+RUN_KEYS = (
+    "SELECT key, min(revision) FROM events INDEXED BY events_by_run"
+    " WHERE namespace = ? AND run = ? GROUP BY key"
+)
+# Whether anyone but the run wrote the key after its first write (expiries are no writes).
+WRITTEN_BY_OTHERS = (
+    "SELECT 1 FROM events INDEXED BY events_by_key WHERE namespace = ? AND key = ?"
+    " AND revision > ? AND op <> 3 AND run IS NOT ? LIMIT 1"
+)
+GET_OUTCOME = (
+    "SELECT fingerprint, status, result, expires_at FROM idempotency"
+    " WHERE namespace = ? AND key = ?"
+)
+OUTCOME_FIELDS = ("fingerprint", "status", "result", "expires_at")
+
 # A key can also differ from its state at the target without a later event: its TTL passed
 # and the sweeper has not yet appended its expire event.
 EXPIRED_UNSWEPT = (
@@ -385,12 +411,16 @@ class SQLiteStore(Store):
             "INSERT INTO revisions (namespace, revision, at) VALUES (?, ?, ?)",
             (namespace, revision, at),
         )
+        meta = plan.meta
+        stamp = (meta.actor, meta.run, meta.agent, meta.reason)
         conn.executemany(
             "INSERT INTO events (namespace, key, revision, op, value, created_revision,"
-            " created_at, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, at, expires_at, actor, run, agent, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (namespace, p.key, revision, CODES[p.op], p.value, p.created_revision)
                 + (p.created_at, at, p.expires_at)
+                + stamp
                 for p in plan.events
             ],
         )
@@ -417,16 +447,95 @@ class SQLiteStore(Store):
         batch.heads[namespace] = revision
         return plan.committed()
 
-    def _op_commit(self, namespace: str, writes: Sequence[Write]) -> Callable[[_Batch], Committed]:
+    def _idempotent(
+        self, namespace: str, meta: Provenance, kind: type[R], op: Callable[[_Batch], R]
+    ) -> Callable[[_Batch], R]:
+        """``op``, or the outcome stored for ``meta``'s idempotency key (``base.replay``); a
+        new outcome is stored in the same transaction as ``op``'s writes."""
+        idem = meta.idempotency
+        if idem is None:
+            return op
+
+        def idempotent(batch: _Batch) -> R:
+            conn = batch.conn
+            row = conn.execute(GET_OUTCOME, (namespace, idem.key)).fetchone()
+            stored = (
+                None
+                if row is None
+                else StoredOutcome(**dict(zip(OUTCOME_FIELDS, row, strict=True)))
+            )
+            now = max(self.clock(), batch.ns(namespace).last_at)
+            found = replay(stored, idem, now)
+            if found is not None:
+                return decoded(found, kind)
+            result = op(batch)
+            out = outcome_of(idem, result, max(now, batch.ns(namespace).last_at))
+            conn.execute(
+                "INSERT INTO idempotency (namespace, key, fingerprint, status, result, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE SET"
+                " fingerprint = excluded.fingerprint, status = excluded.status,"
+                " result = excluded.result, expires_at = excluded.expires_at",
+                (namespace, idem.key, out.fingerprint, out.status, out.result, out.expires_at),
+            )
+            return result
+
+        return idempotent
+
+    def _op_commit(
+        self, namespace: str, writes: Sequence[Write], meta: Provenance
+    ) -> Callable[[_Batch], Committed]:
         def op(batch: _Batch) -> Committed:
             rows = self._rows(batch.conn, namespace, [w.key for w in writes])
-            plan = plan_commit(self.limits, batch.ns(namespace), writes, rows, self.clock())
+            ns = batch.ns(namespace)
+            plan = plan_commit(self.limits, ns, writes, rows, self.clock(), meta=meta)
             return self._store_plan(batch, namespace, plan)
 
-        return op
+        return self._idempotent(namespace, meta, Committed, op)
+
+    def _op_revert(
+        self, namespace: str, run: str, dry_run: bool, meta: Provenance
+    ) -> Callable[[_Batch], RevertResult]:
+        def op(batch: _Batch) -> RevertResult:
+            conn = batch.conn
+            ns = batch.ns(namespace)
+            now = max(self.clock(), ns.last_at)
+            touched = {key: first for key, first in conn.execute(RUN_KEYS, (namespace, run))}
+
+            def others(key: str, first: int) -> bool:
+                return (
+                    conn.execute(WRITTEN_BY_OTHERS, (namespace, key, first, run)).fetchone()
+                    is not None
+                )
+
+            def current(k: str) -> Item | None:
+                row = conn.execute(GET_CURRENT, (namespace, k)).fetchone()
+                item = current_item(row) if row else None
+                return item if item is not None and visible(item.expires_at, now) else None
+
+            changes, skipped, writes = revert_writes(
+                touched,
+                others,
+                lambda k, first: item_at(conn, namespace, k, first - 1),
+                current,
+                now,
+                ns.oldest,
+            )
+            if not changes or dry_run:
+                return RevertResult(ns.revision, changes, skipped, dry_run)
+            rows = self._rows(conn, namespace, [w.key for w in writes])
+            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1, meta=meta)
+            revision = self._store_plan(batch, namespace, plan).revision
+            return RevertResult(revision, changes, skipped, False)
+
+        return self._idempotent(namespace, meta, RevertResult, op)
 
     def _op_rollback(
-        self, namespace: str, to: int | datetime, key: str | None, dry_run: bool
+        self,
+        namespace: str,
+        to: int | datetime,
+        key: str | None,
+        dry_run: bool,
+        meta: Provenance,
     ) -> Callable[[_Batch], RollbackResult]:
         def op(batch: _Batch) -> RollbackResult:
             conn = batch.conn
@@ -453,10 +562,10 @@ class SQLiteStore(Store):
             if not changes or dry_run:
                 return RollbackResult(ns.revision, changes, dry_run)
             rows = self._rows(conn, namespace, [w.key for w in writes])
-            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1)
+            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1, meta=meta)
             return RollbackResult(self._store_plan(batch, namespace, plan).revision, changes, False)
 
-        return op
+        return self._idempotent(namespace, meta, RollbackResult, op)
 
     def _op_compact(self, namespace: str, before: int) -> Callable[[_Batch], int]:
         def op(batch: _Batch) -> int:
@@ -480,8 +589,8 @@ class SQLiteStore(Store):
 
         return op
 
-    async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
-        return await self._submit(self._op_commit(namespace, writes))
+    async def _commit(self, namespace: str, writes: Sequence[Write], meta: Provenance) -> Committed:
+        return await self._submit(self._op_commit(namespace, writes, meta))
 
     async def rollback(
         self,
@@ -490,10 +599,49 @@ class SQLiteStore(Store):
         *,
         key: str | None = None,
         dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
     ) -> RollbackResult:
         if isinstance(to, datetime):
             to_micros(to)  # a naive datetime is the caller's error, before any queueing
-        return await self._submit(self._op_rollback(namespace, to, key, dry_run))
+        return await self._submit(self._op_rollback(namespace, to, key, dry_run, meta))
+
+    async def revert_run(
+        self,
+        namespace: str,
+        run: str,
+        *,
+        dry_run: bool = False,
+        meta: Provenance = NO_PROVENANCE,
+    ) -> RevertResult:
+        return await self._submit(self._op_revert(namespace, run, dry_run, meta))
+
+    async def run_events(
+        self, namespace: str, run: str, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> Sequence[Event]:
+        check_limit(limit)
+        revision, key = after if after is not None else (0, "")
+
+        def work(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_by_run"
+                " WHERE namespace = ? AND run = ? AND (revision > ? OR (revision = ? AND key > ?))"
+                " ORDER BY revision, key LIMIT ?",
+                (namespace, run, revision, revision, key, limit),
+            )
+            return [event(row) for row in rows]
+
+        return await self._in_thread(work)
+
+    async def purge_idempotency(self, *, now: int, limit: int = 1000) -> int:
+        def op(batch: _Batch) -> int:
+            cursor = batch.conn.execute(
+                "DELETE FROM idempotency WHERE (namespace, key) IN (SELECT namespace, key"
+                " FROM idempotency WHERE expires_at <= ? LIMIT ?)",
+                (now, limit),
+            )
+            return cursor.rowcount
+
+        return await self._submit(op)
 
     async def compact(self, namespace: str, *, before: int) -> int:
         return await self._submit(self._op_compact(namespace, before))
@@ -623,14 +771,11 @@ class SQLiteStore(Store):
 
         def work(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(
-                "SELECT revision, op, value, at, expires_at FROM events"
+                f"SELECT {EVENT_COLUMNS} FROM events"
                 " WHERE namespace = ? AND key = ? AND revision < ? ORDER BY revision DESC LIMIT ?",
                 (namespace, key, ceiling, limit),
             )
-            return [
-                Event(rev, key, OPS[op], bytes(value) if value is not None else None, at, exp)
-                for rev, op, value, at, exp in rows
-            ]
+            return [event(row) for row in rows]
 
         return await self._in_thread(work)
 
@@ -645,7 +790,7 @@ class SQLiteStore(Store):
             check_after(after, head=ns.revision, oldest=ns.oldest)
             upto = min(ns.revision, after + limit)
             sql = (
-                "SELECT revision, key, op, value, at, expires_at FROM events"
+                f"SELECT {EVENT_COLUMNS} FROM events"
                 " INDEXED BY events_by_revision"
                 " WHERE namespace = ? AND revision > ? AND revision <= ?"
             )
@@ -657,10 +802,7 @@ class SQLiteStore(Store):
                     sql += " AND key < ?"
                     args.append(high)
             sql += " ORDER BY revision, key"
-            events = [
-                Event(rev, key, OPS[op], bytes(value) if value is not None else None, at, exp)
-                for rev, key, op, value, at, exp in conn.execute(sql, args)
-            ]
+            events = [event(row) for row in conn.execute(sql, args)]
             return Changes(ns.revision, events, upto)
 
         return await self._in_thread(work)

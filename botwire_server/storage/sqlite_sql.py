@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import BotWireServerError, DiskFull, Unavailable
-from .base import EventOp, Item, NsState, check_revision, to_micros, visible
+from .base import Event, EventOp, Item, NsState, check_revision, to_micros, visible
 
 # -- the one place sqlite3 errors become server errors ------------------------------------------
 
@@ -175,6 +175,23 @@ def item_at(
             return None
     assert value is not None
     return Item(key, bytes(value), rev, created_revision, created_at, at, expires_at)
+
+
+EVENT_COLUMNS = "revision, key, op, value, at, expires_at, actor, run, agent, reason"
+
+
+def event(row: tuple[Any, ...]) -> Event:
+    """An ``Event`` from a row of ``EVENT_COLUMNS``."""
+    value = row[3]
+    return Event(
+        row[0],
+        row[1],
+        OPS[row[2]],
+        bytes(value) if value is not None else None,
+        row[4],
+        row[5],
+        *row[6:],
+    )
 
 
 CURRENT_COLUMNS = "key, value, version, created_revision, created_at, updated_at, expires_at"
