@@ -24,7 +24,6 @@ from mcp.shared.exceptions import MCPError
 from server_process import ServerProcess, clean_env
 
 from botwire_client.mcp_tools import TOOL_NAMES
-from botwire_client.memory import Memory
 
 pytestmark = pytest.mark.e2e
 
@@ -201,11 +200,6 @@ async def test_stdio_against_a_server(server: ServerProcess) -> None:
         assert "but not read 'y'" in said and "forbidden" in said
 
 
-@pytest.mark.xfail(
-    not hasattr(Memory, "arevert_run"),
-    reason="needs the provenance branch: Memory.arevert_run and POST .../runs/{run}/revert",
-    strict=True,
-)
 async def test_memory_revert_run_tool(server: ServerProcess) -> None:
     auth = {"Authorization": f"Bearer {ADMIN}"}
     with httpx.Client(base_url=server.url, headers=auth) as http:

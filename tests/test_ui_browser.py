@@ -22,17 +22,9 @@ from browser import chromium, put
 from playwright.sync_api import Browser, Page, expect
 from server_process import ServerProcess
 
-from botwire_server.http import openapi
-
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 ADMIN = "bw_uiadmin_" + "a" * 40
-HAS_RUNS = any("/runs/" in path and path.endswith("/revert") for path in openapi.DOCUMENT["paths"])
-needs_provenance = pytest.mark.xfail(
-    not HAS_RUNS,
-    reason="needs the run routes and provenance fields (PRODUCT.md section 9)",
-    strict=True,
-)
 TIMEOUT = 10_000  # ms an expectation may wait (a busy 2-core machine)
 expect.set_options(timeout=TIMEOUT)
 
@@ -431,7 +423,6 @@ def test_a_new_tab_asks_again(browser: Browser, secured: ServerProcess) -> None:
 # -- provenance (PRODUCT.md section 9) -----------------------------------------------------------
 
 
-@needs_provenance
 def test_the_timeline_shows_who_and_why(page: Page, secured: ServerProcess) -> None:
     ns = "prov/timeline"
     token = make_token(secured, [{"namespaces": "prov/*", "access": "write"}])
@@ -453,7 +444,6 @@ def test_the_timeline_shows_who_and_why(page: Page, secured: ServerProcess) -> N
     expect(page.get_by_role("heading", level=1)).to_have_text("Run run-7")
 
 
-@needs_provenance
 def test_revert_a_run_after_its_dry_run(page: Page, server: ServerProcess) -> None:
     ns = "prov/revert"
     put(server.url, ns, "plan", "v1")  # 1: before the run
@@ -492,7 +482,7 @@ def test_the_screenshot_script_takes_every_view(browser: Browser, tmp_path: Path
 
     names = ui_screenshots.main(tmp_path, browser)
     views = {"namespaces", "namespace", "key", "time", "rollback", "login", "phone"}
-    assert set(names) == views | ({"run", "revert"} if HAS_RUNS else set())
+    assert set(names) == views | {"run", "revert"}
     for name in names:
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
