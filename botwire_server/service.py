@@ -29,6 +29,7 @@ from . import auth, naming
 from .auth import Access, Authenticator, Grant, Principal
 from .errors import InvalidInput, NotFound
 from .expiry import Sweeper
+from .metrics import Metrics
 from .settings import Settings
 from .storage.base import (
     MAX_OPS,
@@ -169,15 +170,18 @@ class Service:
         self.hub = Hub(store)
         self.sweeper = Sweeper(store, interval=settings.expiry_interval)
         self.auth = Authenticator(store, settings)
+        self.metrics = Metrics(store, self.hub)
 
     # -- life cycle ----------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """Start following the store's commits for watchers."""
+        """Start following the store's commits for watchers (and the metrics)."""
         self.hub.open()
+        if self.settings.metrics:
+            self.metrics.attach()
 
     def start(self) -> None:
-        self.hub.open()
+        self.attach()
         self.sweeper.start()
 
     def end_streams(self) -> None:
@@ -186,6 +190,7 @@ class Service:
 
     async def close(self) -> None:
         self.hub.close()
+        self.metrics.detach()
         await self.sweeper.stop()
 
     # -- writes ----------------------------------------------------------------------------
@@ -409,6 +414,16 @@ class Service:
 
     async def still_valid(self, who: Principal) -> bool:
         return await self.auth.still_valid(who)
+
+    def metrics_text(self, who: Principal) -> bytes:
+        """The Prometheus exposition (``GET /metrics``): admin on ``*`` or the metrics token."""
+        if not self.settings.metrics:
+            raise NotFound(
+                "Metrics are off on this server (BOTWIRE_METRICS=off).", code="route_not_found"
+            )
+        if who is not auth.METRICS_READER:
+            who.require_global_admin("read GET /metrics")
+        return self.metrics.exposition()
 
     async def ping(self) -> None:
         await self.store.ping()

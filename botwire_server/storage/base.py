@@ -105,6 +105,7 @@ EventOp = Literal["set", "delete", "expire"]
 WriteOp = Literal["set", "delete", "check", "expire"]
 Clock = Callable[[], int]
 Listener = Callable[[str, int], None]
+Observer = Callable[[float, "Committed | None"], None]
 
 MICROS = 1_000_000
 DAY_MICROS = 86_400 * MICROS
@@ -231,6 +232,16 @@ class Stats(msgspec.Struct, frozen=True):
     total_bytes: int
 
 
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """How busy a store is right now (``GET /metrics``): writes queued for the writer, and the
+    connections of its pool lent out, idle, and at most."""
+
+    queue_depth: int = 0
+    pool_used: int = 0
+    pool_idle: int = 0
+    pool_max: int = 0
+
+
 class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
     """An API token as stored: never the secret, only its SHA-256 (hex). ``grants`` is JSON
     text, which the store keeps as it is (``botwire_server.auth`` reads it)."""
@@ -258,6 +269,7 @@ class Store(abc.ABC):
         self.limits = limits or Limits()
         self.clock = clock
         self._listeners: list[Listener] = []
+        self._observers: list[Observer] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -294,6 +306,19 @@ class Store(abc.ABC):
         for listener in list(self._listeners):
             listener(namespace, revision)
 
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(seconds, committed)`` after every ``commit`` (``committed`` None when
+        it raised): the metrics' hook, written once here for every backend."""
+        self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def usage(self) -> Usage:
+        """Queue depth and pool use now; backends with a queue or a pool override it."""
+        return Usage()
+
     # -- writes ------------------------------------------------------------------------------
 
     async def commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
@@ -303,7 +328,16 @@ class Store(abc.ABC):
         then nothing is written. Commits that write nothing (only checks, skipped expiries)
         return the unchanged head with ``written=False``."""
         check_writes(self.limits, writes)
-        committed = await self._commit(namespace, writes)
+        if not self._observers:
+            return await self._commit(namespace, writes)
+        started = time.perf_counter()
+        committed: Committed | None = None
+        try:
+            committed = await self._commit(namespace, writes)
+        finally:
+            seconds = time.perf_counter() - started
+            for observer in list(self._observers):
+                observer(seconds, committed)
         return committed
 
     @abc.abstractmethod

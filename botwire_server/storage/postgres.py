@@ -72,6 +72,7 @@ from .base import (
     Stats,
     Store,
     TokenRecord,
+    Usage,
     Write,
     check_after,
     check_limit,
@@ -301,6 +302,18 @@ class PostgresStore(Store):
             await asyncio.wait_for(pool.close(), self.settings.shutdown_timeout)
         except (TimeoutError, Exception):
             pool.terminate()
+
+    def usage(self) -> Usage:
+        pool, lender = self._pool, self._lender
+        if pool is None or lender is None:
+            return Usage()
+        idle = pool.get_idle_size() + lender.idle
+        return Usage(
+            queue_depth=sum(len(q) for q in self._queues.values()),
+            pool_used=max(0, pool.get_size() - idle),
+            pool_idle=idle,
+            pool_max=pool.get_max_size(),
+        )
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.fetchval("SELECT 1"), transaction=False)

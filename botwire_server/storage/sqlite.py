@@ -71,6 +71,7 @@ from .base import (
     Stats,
     Store,
     TokenRecord,
+    Usage,
     Write,
     check_after,
     check_limit,
@@ -187,6 +188,7 @@ class SQLiteStore(Store):
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # event loop thread only
         self._pool: list[sqlite3.Connection] = []  # idle connections for threaded reads
+        self._reading = 0  # threaded reads in flight (GET /metrics)
         self._read_slots = asyncio.Semaphore(self.READ_THREADS)
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
@@ -261,6 +263,14 @@ class SQLiteStore(Store):
                 conn.close()
         self._writer = self._reader = None
         self._pool.clear()
+
+    def usage(self) -> Usage:
+        return Usage(
+            queue_depth=len(self._queue),
+            pool_used=self._reading,
+            pool_idle=len(self._pool),
+            pool_max=self.READ_THREADS,
+        )
 
     async def ping(self) -> None:
         with translated(self.path):
@@ -532,6 +542,7 @@ class SQLiteStore(Store):
         self._read_conn()  # refuse when closed
         async with self._read_slots:
             conn = self._pool.pop() if self._pool else None
+            self._reading += 1
 
             def run() -> T:
                 nonlocal conn
@@ -544,6 +555,7 @@ class SQLiteStore(Store):
             try:
                 return await anyio.to_thread.run_sync(run)
             finally:
+                self._reading -= 1
                 if conn is not None:
                     if self._reader is None:
                         conn.close()  # closed meanwhile
