@@ -79,6 +79,7 @@ Timestamps are integers, microseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -142,6 +143,21 @@ class Event(msgspec.Struct, frozen=True):
     value: bytes | None
     at: int
     expires_at: int | None = None
+
+
+class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+    """One retained event with everything needed to write it back elsewhere exactly
+    (``Store.dump`` / ``Store.restore``): a set's ``created_revision`` and ``created_at`` are
+    those of the incarnation it belongs to (0 for a delete or an expiry)."""
+
+    revision: int
+    at: int
+    key: str
+    op: EventOp
+    value: bytes | None = None
+    expires_at: int | None = None
+    created_revision: int = 0
+    created_at: int = 0
 
 
 class Write(msgspec.Struct, frozen=True, kw_only=True):
@@ -397,6 +413,34 @@ class Store(abc.ABC):
     async def compact(self, namespace: str, *, before: int) -> int:
         """Forget history that no read at a revision ``>= before`` needs; reads below ``before``
         then raise ``RevisionCompacted``. Returns the number of events removed."""
+
+    @abc.abstractmethod
+    async def dump(
+        self, namespace: str, *, after: tuple[int, str] = (-1, ""), limit: int = 1000
+    ) -> Sequence[Recorded]:
+        """Up to ``limit`` (1-1000) retained events of ``namespace`` ordered by (revision,
+        key), strictly after ``after``; the events a compaction kept below the floor come
+        first. Pages of it, with ``info``, are everything ``restore`` needs."""
+
+    @abc.abstractmethod
+    async def restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        *,
+        replace: bool = False,
+        head: int = 0,
+        head_at: int = 0,
+        oldest: int = 0,
+    ) -> int:
+        """Write ``events`` (from ``dump``, in its order) back exactly as recorded: the same
+        revisions, times, expiries and incarnations, in ONE transaction; the current table and
+        the namespace's size follow them (``plan_restore``). No condition, limit or quota
+        applies: the log was valid where it was written. ``replace``: first forget everything
+        of the namespace (events, revisions, current values). Then the head is raised to
+        ``head`` (committed at ``head_at``) and the compaction floor to ``oldest`` when they
+        are higher. An event at or below the head that is already stored, or out of order,
+        raises ``InvalidInput`` and nothing is written. Returns the new head."""
 
     @abc.abstractmethod
     async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
@@ -657,6 +701,52 @@ def plan_commit(
         quota_day = day
     after = NsState(revision, ns.oldest, live_keys, live_bytes, at, quota_day, used)
     return Plan(revision, at, events, after, results)
+
+
+def plan_restore(
+    ns: NsState,
+    events: Sequence[Recorded],
+    current: Mapping[str, Current | None],
+    *,
+    head: int = 0,
+    head_at: int = 0,
+    oldest: int = 0,
+) -> tuple[NsState, dict[str, Current | None]]:
+    """The namespace row after ``Store.restore`` writes ``events``, and the current row of
+    each key they touch (None: removed). ``current``: those keys' rows before. Raises
+    ``InvalidInput`` for events out of order (revision, then key) or below the head."""
+    rows: dict[str, Current | None] = dict(current)
+    state = dataclasses.replace(ns)
+    last: tuple[int, str] | None = None
+    for e in events:
+        if (last is not None and (e.revision, e.key) <= last) or e.revision < ns.revision:
+            raise InvalidInput(
+                f"Event {e.key!r} at revision {e.revision} is out of order or below the "
+                f"namespace's head {ns.revision}.",
+                code="invalid_body",
+            )
+        if e.op == "set" and e.value is None:
+            raise InvalidInput(f"The set of {e.key!r} at {e.revision} has no value.")
+        last = (e.revision, e.key)
+        old = rows.get(e.key)
+        if old is not None:
+            state.live_keys -= 1
+            state.live_bytes -= entry_bytes(e.key, old.value)
+        if e.op == "set":
+            assert e.value is not None
+            rows[e.key] = Current(
+                e.value, e.revision, e.created_revision, e.created_at, e.expires_at
+            )
+            state.live_keys += 1
+            state.live_bytes += entry_bytes(e.key, e.value)
+        else:
+            rows[e.key] = None
+        if e.revision >= state.revision:
+            state.revision, state.last_at = e.revision, e.at
+    if head > state.revision:
+        state.revision, state.last_at = head, head_at
+    state.oldest = max(state.oldest, oldest)
+    return state, rows
 
 
 def rollback_writes(

@@ -190,3 +190,32 @@ WHERE k.key IS NOT NULL AND starts_with(k.key, $5) AND t.op = 1
 LIMIT $6)
 """
 )
+
+# Store.dump: one page in (revision, key) order, on the index events_by_revision.
+DUMP = """
+SELECT revision, key, op, value, created_revision, created_at, at, expires_at FROM events
+WHERE namespace = $1 AND (revision, key) > ($2::bigint, $3::text)
+ORDER BY revision, key LIMIT $4
+"""
+LAST_EVENTS_OF_KEYS = """
+SELECT key, max(revision) AS revision FROM events
+WHERE namespace = $1 AND key = ANY($2::text[]) GROUP BY key
+"""
+CURRENT_OF_KEYS = """
+SELECT key, value, version, created_revision, created_at, expires_at FROM current
+WHERE namespace = $1 AND key = ANY($2::text[])
+"""
+UPSERT_CURRENT = """
+INSERT INTO current (namespace, key, value, version, created_revision, created_at, updated_at,
+                     expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,
+    created_revision = excluded.created_revision, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, expires_at = excluded.expires_at
+"""
+RESTORE_TABLES = (
+    ("events", "namespace"),
+    ("revisions", "namespace"),
+    ("current", "namespace"),
+    ("namespaces", "name"),
+)

@@ -67,6 +67,7 @@ from .base import (
     Item,
     NamespaceInfo,
     Plan,
+    Recorded,
     RollbackResult,
     Stats,
     Store,
@@ -77,6 +78,7 @@ from .base import (
     check_limit,
     check_revision,
     plan_commit,
+    plan_restore,
     rollback_writes,
     system_clock,
     to_micros,
@@ -130,6 +132,23 @@ CHANGED_SINCE = (
 # and the sweeper has not yet appended its expire event.
 EXPIRED_UNSWEPT = (
     "SELECT key FROM current WHERE namespace = ? AND expires_at IS NOT NULL AND expires_at <= ?"
+)
+
+
+# Store.dump: one page in (revision, key) order, on the index events_by_revision.
+DUMP = (
+    "SELECT revision, key, op, value, created_revision, created_at, at, expires_at"
+    " FROM events INDEXED BY events_by_revision WHERE namespace = ?"
+    " AND (revision > ? OR (revision = ? AND key > ?)) ORDER BY revision, key LIMIT ?"
+)
+LAST_EVENT_OF_KEY = (
+    "SELECT revision FROM events WHERE namespace = ? AND key = ? ORDER BY revision DESC LIMIT 1"
+)
+RESTORE_TABLES = (
+    ("events", "namespace"),
+    ("revisions", "namespace"),
+    ("current", "namespace"),
+    ("namespaces", "name"),
 )
 
 
@@ -490,8 +509,120 @@ class SQLiteStore(Store):
 
         return op
 
+    def _op_restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        replace: bool,
+        finish: tuple[int, int, int],
+    ) -> Callable[[_Batch], int]:
+        head, head_at, oldest = finish
+
+        def op(batch: _Batch) -> int:
+            conn = batch.conn
+            if replace:
+                for table, column in RESTORE_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (namespace,))
+                batch.put(namespace, NsRow())
+            for e in events:
+                stored = conn.execute(LAST_EVENT_OF_KEY, (namespace, e.key)).fetchone()
+                if stored is not None and stored[0] >= e.revision:
+                    raise InvalidInput(
+                        f"Event {e.key!r} at revision {e.revision} is stored already.",
+                        code="invalid_body",
+                    )
+            keys = sorted({e.key for e in events})
+            ns = batch.ns(namespace)
+            state, after = plan_restore(
+                ns,
+                events,
+                self._rows(conn, namespace, keys),
+                head=head,
+                head_at=head_at,
+                oldest=oldest,
+            )
+            times = {e.revision: e.at for e in events}
+            if head > max(times, default=0):
+                times[head] = head_at
+            conn.executemany(
+                "INSERT INTO revisions (namespace, revision, at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [(namespace, revision, at) for revision, at in times.items()],
+            )
+            conn.executemany(
+                "INSERT INTO events (namespace, key, revision, op, value, created_revision,"
+                " created_at, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (namespace, e.key, e.revision, CODES[e.op], e.value, e.created_revision)
+                    + (e.created_at, e.at, e.expires_at)
+                    for e in events
+                ],
+            )
+            updated = {e.key: e.at for e in events}
+            conn.executemany(
+                "DELETE FROM current WHERE namespace = ? AND key = ?",
+                [(namespace, k) for k, row in after.items() if row is None],
+            )
+            conn.executemany(
+                "INSERT INTO current (namespace, key, value, version, created_revision,"
+                " created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+                " version = excluded.version, created_revision = excluded.created_revision,"
+                " created_at = excluded.created_at, updated_at = excluded.updated_at,"
+                " expires_at = excluded.expires_at",
+                [
+                    (namespace, k, r.value, r.version, r.created_revision, r.created_at)
+                    + (updated[k], r.expires_at)
+                    for k, r in after.items()
+                    if r is not None
+                ],
+            )
+            batch.put(namespace, state)
+            if events or head:
+                batch.heads[namespace] = state.revision
+            return state.revision
+
+        return op
+
     async def _commit(self, namespace: str, writes: Sequence[Write]) -> Committed:
         return await self._submit(self._op_commit(namespace, writes))
+
+    async def dump(
+        self, namespace: str, *, after: tuple[int, str] = (-1, ""), limit: int = 1000
+    ) -> Sequence[Recorded]:
+        check_limit(limit)
+
+        def work(conn: sqlite3.Connection) -> list[Recorded]:
+            rows = conn.execute(DUMP, (namespace, after[0], after[0], after[1], limit))
+            return [
+                Recorded(
+                    revision=revision,
+                    at=at,
+                    key=key,
+                    op=OPS[op],
+                    value=None if value is None else bytes(value),
+                    expires_at=expires_at,
+                    created_revision=created_revision if op == 1 else 0,
+                    created_at=created_at if op == 1 else 0,
+                )
+                for revision, key, op, value, created_revision, created_at, at, expires_at in rows
+            ]
+
+        return await self._in_thread(work)
+
+    async def restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        *,
+        replace: bool = False,
+        head: int = 0,
+        head_at: int = 0,
+        oldest: int = 0,
+    ) -> int:
+        return await self._submit(
+            self._op_restore(namespace, list(events), replace, (head, head_at, oldest))
+        )
 
     async def rollback(
         self,
