@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from botwire_server.storage.base import Recorded, Store
+from botwire_server.storage.base import Event, Item, Recorded, Store
 
 
 async def dump_all(store: Store, namespace: str, *, page: int = 1000) -> list[Recorded]:
@@ -49,28 +49,28 @@ async def picture(
     every key's history, and a snapshot (keys, values, versions, incarnations, expiries) at
     each of ``revisions``."""
     info = await store.info(namespace)
-    feed = []
+    feed: list[Event] = []
     after = info.oldest_revision
     while after < info.revision:
-        page = await store.changes(namespace, after=after, limit=1000)
-        feed.extend(page.events)
-        after = page.next_after
+        changes = await store.changes(namespace, after=after, limit=1000)
+        feed.extend(changes.events)
+        after = changes.next_after
     names = sorted(set(keys or ()) | {e.key for e in await dump_all(store, namespace)})
-    histories = {}
+    histories: dict[str, list[Event]] = {}
     for key in names:
-        events = []
+        events: list[Event] = []
         before = None
         while page := await store.history(namespace, key, before=before, limit=1000):
             events.extend(page)
             before = page[-1].revision
         histories[key] = events
-    snapshots = {}
+    snapshots: dict[int, list[Item]] = {}
     for revision in revisions:
-        items = []
+        items: list[Item] = []
         last = None
-        while page := await store.list(namespace, as_of=revision, after=last, limit=1000):
-            items.extend(page)
-            last = page[-1].key
+        while rows := await store.list(namespace, as_of=revision, after=last, limit=1000):
+            items.extend(rows)
+            last = rows[-1].key
         snapshots[revision] = items
     return {
         "info": msgspec.structs.replace(info, namespace=""),
