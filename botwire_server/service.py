@@ -30,6 +30,7 @@ from .auth import Access, Authenticator, Grant, Principal
 from .errors import InvalidInput, NotFound
 from .expiry import Sweeper
 from .metrics import Metrics
+from .retention import Retention
 from .settings import Settings
 from .storage.base import (
     MAX_OPS,
@@ -171,6 +172,13 @@ class Service:
         self.sweeper = Sweeper(store, interval=settings.expiry_interval)
         self.auth = Authenticator(store, settings)
         self.metrics = Metrics(store, self.hub)
+        self.retention = (
+            None
+            if settings.retention is None
+            else Retention(
+                store, retention=settings.retention, interval=settings.retention_interval
+            )
+        )
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -183,6 +191,8 @@ class Service:
     def start(self) -> None:
         self.attach()
         self.sweeper.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def end_streams(self) -> None:
         """End every watch stream now (shutdown has begun); new watches are refused."""
@@ -192,6 +202,8 @@ class Service:
         self.hub.close()
         self.metrics.detach()
         await self.sweeper.stop()
+        if self.retention is not None:
+            await self.retention.stop()
 
     # -- writes ----------------------------------------------------------------------------
 
