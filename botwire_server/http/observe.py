@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..logs import REQUEST_ID
 from ..metrics import UNMATCHED
+from .errors import internal_error
 
 access = logging.getLogger("botwire_server.access")
 errors = logging.getLogger("botwire_server.errors")
@@ -67,11 +68,16 @@ class Observe:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            errors.exception("The request failed (%s %s).", scope["method"], _route(scope))
+            # Logged here with the id, and answered here (with the id in the header), so that
+            # neither Starlette nor the ASGI server logs it again without it.
+            errors.exception(
+                "The request failed (%s %s).",
+                scope["method"],
+                _route(scope),
+                extra={"request_id": rid},
+            )
             if not responded:
-                raise
-            # Answered already (500 internal_error): logged here with the id, not again by the
-            # ASGI server without it.
+                await internal_error()(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = _route(scope)
@@ -87,7 +93,7 @@ class Observe:
                     route,
                     status,
                     ms,
-                    extra=_fields(scope["method"], route, status, ms),
+                    extra=_fields(rid, scope["method"], route, status, ms),
                 )
             REQUEST_ID.reset(reset)
 
@@ -98,8 +104,14 @@ def _route(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
-def _fields(method: str, route: str, status: int, ms: float) -> dict[str, Any]:
-    return {"method": method, "route": route, "status": status, "duration_ms": ms}
+def _fields(rid: str, method: str, route: str, status: int, ms: float) -> dict[str, Any]:
+    return {
+        "request_id": rid,
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": ms,
+    }
 
 
 __all__ = ["Observe", "request_id"]
