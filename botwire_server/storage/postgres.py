@@ -714,10 +714,8 @@ class PostgresStore(Store):
             times = {e.revision: e.at for e in events}
             if head > max(times, default=0):
                 times[head] = head_at
-            await conn.executemany(
-                "INSERT INTO revisions (namespace, revision, at) VALUES ($1, $2, $3)"
-                " ON CONFLICT DO NOTHING",
-                [(namespace, revision, at) for revision, at in times.items()],
+            await conn.execute(
+                queries.RESTORE_REVISIONS, namespace, list(times), list(times.values())
             )
             await conn.copy_records_to_table(
                 "events",
@@ -755,23 +753,19 @@ class PostgresStore(Store):
                     namespace,
                     gone,
                 )
-            await conn.executemany(
-                queries.UPSERT_CURRENT,
-                [
-                    (
-                        namespace,
-                        k,
-                        r.value,
-                        r.version,
-                        r.created_revision,
-                        r.created_at,
-                        updated[k],
-                        r.expires_at,
-                    )
-                    for k, r in after.items()
-                    if r is not None
-                ],
-            )
+            kept = [(k, r) for k, r in after.items() if r is not None]
+            if kept:
+                await conn.execute(
+                    queries.UPSERT_CURRENT,
+                    namespace,
+                    [k for k, _ in kept],
+                    [r.value for _, r in kept],
+                    [r.version for _, r in kept],
+                    [r.created_revision for _, r in kept],
+                    [r.created_at for _, r in kept],
+                    [updated[k] for k, _ in kept],
+                    [r.expires_at for _, r in kept],
+                )
             await conn.execute(
                 "UPDATE namespaces SET revision = $2, oldest_revision = $3, live_keys = $4,"
                 " live_bytes = $5, last_at = $6 WHERE name = $1",
