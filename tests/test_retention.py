@@ -60,6 +60,7 @@ async def test_a_pass_compacts_what_is_older_than_the_retention(make_store: Open
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_a_server_with_retention_compacts_in_the_background(tmp_path: object) -> None:
     env = {"BOTWIRE_RETENTION": "1", "BOTWIRE_RETENTION_INTERVAL": "0.2"}
     with (
