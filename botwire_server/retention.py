@@ -7,21 +7,23 @@ Every ``BOTWIRE_RETENTION_INTERVAL`` seconds a pass visits each namespace and co
 current value; ``oldest_revision`` rises, and reads below it answer ``410 revision_compacted``.
 
 Small transactions: a floor far ahead of the namespace's is reached in steps of ``STEP``
-revisions, one compaction (one short transaction) each, with a pause between them, so that
-writes queued meanwhile go first; on SQLite they share the one writer with the steps. Several
+revisions, one compaction (one short transaction) each, with a pause between them of at least
+``YIELD_RATIO`` times the step's own duration, so that writes queued meanwhile go first and
+keep most of the writer's time (on SQLite they share the one writer with the steps). Several
 servers on one PostgreSQL database may run passes at once: a compaction to a floor already
 reached removes nothing. An error is logged and the pass is retried at the next interval.
 
 Worked example, retention 1 h, now 12:00: namespace ``n`` has revisions 1..500 committed before
-10:59 and 501..700 after 11:00. The cutoff is 500; the pass compacts to 100, 200, ... 500 (STEP
-100), pausing between steps. ``GET /memory/n/k?as_of=499`` is then ``410``, ``as_of=500`` reads as
-before, and every key keeps its current value.
+10:59 and 501..700 after 11:00. The cutoff is 500; with a step of 100 the pass compacts to 100,
+200, ... 500, pausing between steps. ``GET /memory/n/k?as_of=499`` is then ``410``,
+``as_of=500`` reads as before, and every key keeps its current value.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 from .errors import BotWireServerError
@@ -29,8 +31,11 @@ from .storage.base import MICROS, Store
 
 logger = logging.getLogger("botwire_server.retention")
 
-STEP = 1000  # revisions compacted per transaction
-PAUSE = 0.01  # seconds between two steps
+STEP = 500  # revisions compacted per transaction
+PAUSE = 0.01  # seconds between two steps, at least
+# A pause is also at least this many times the step before it took: the steps hold the
+# writer (SQLite) or the namespace lock (PostgreSQL) a quarter of the time at most.
+YIELD_RATIO = 3.0
 
 
 async def compact_namespace(
@@ -46,9 +51,11 @@ async def compact_namespace(
     floor = (await store.info(namespace)).oldest_revision
     while floor < target:
         floor = min(target, floor + step)
+        started = time.perf_counter()
         removed += await store.compact(namespace, before=floor)
         if floor < target:
-            await asyncio.sleep(pause)
+            took = time.perf_counter() - started
+            await asyncio.sleep(max(pause, took * YIELD_RATIO) if pause else 0)
     return removed
 
 
