@@ -185,7 +185,7 @@ class Service:
     def attach(self) -> None:
         """Start following the store's commits for watchers (and the metrics)."""
         self.hub.open()
-        if self.settings.metrics:
+        if self.settings.metrics_on:
             self.metrics.attach()
 
     def start(self) -> None:
@@ -429,7 +429,7 @@ class Service:
 
     def metrics_text(self, who: Principal) -> bytes:
         """The Prometheus exposition (``GET /metrics``): admin on ``*`` or the metrics token."""
-        if not self.settings.metrics:
+        if not self.settings.metrics_on:
             raise NotFound(
                 "Metrics are off on this server (BOTWIRE_METRICS=off).", code="route_not_found"
             )

@@ -63,7 +63,7 @@ class Settings:
     # "text" (one readable line per record) or "json" (one JSON object per line).
     log_format: str = "text"
     # GET /metrics and the request histogram (off: 404 and no per-request cost).
-    metrics: bool = True
+    metrics: str = "on"
     # A bearer token that may read GET /metrics (besides an admin on "*"), or None.
     metrics_token: str | None = None
     # Seconds of history kept per namespace (older history is compacted), or None: all of it.
@@ -88,6 +88,10 @@ class Settings:
     admin_token: str | None = None
     # Origins allowed to call the API from a browser; empty: no CORS headers.
     cors_origins: tuple[str, ...] = ()
+
+    @property
+    def metrics_on(self) -> bool:
+        return self.metrics == "on"
 
     def auth_mode(self) -> str:
         """``tokens`` or ``off``: the setting, or by default ``off`` only on a loopback bind."""
@@ -175,11 +179,11 @@ def _log_format(raw: str) -> str:
     return value
 
 
-def _on_off(raw: str) -> bool:
+def _on_off(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"on", "off"}:
         raise ValueError("must be on or off")
-    return value == "on"
+    return value
 
 
 def _metrics_token(raw: str) -> str:

@@ -196,7 +196,7 @@ def _json_formatter() -> logging.Formatter:
 
 
 async def test_metrics_off_answers_404_and_counts_nothing() -> None:
-    app = create_app(Settings(metrics=False), store=MemoryStore())
+    app = create_app(Settings(metrics="off"), store=MemoryStore())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
         assert (await c.put("/memory/n/k", json={"value": 1})).status_code == 200

@@ -31,7 +31,7 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_SHUTDOWN_TIMEOUT": ("2.5", 2.5, ["0", "-1", "soon"]),
     "BOTWIRE_LOG_LEVEL": ("WARNING", "warning", ["loud", ""]),
     "BOTWIRE_LOG_FORMAT": (" JSON ", "json", ["yaml", ""]),
-    "BOTWIRE_METRICS": ("OFF", False, ["no", "", "1"]),
+    "BOTWIRE_METRICS": ("OFF", "off", ["no", "", "1"]),
     "BOTWIRE_METRICS_TOKEN": ("m" * 24, "m" * 24, ["short", "a b" * 8, ""]),
     "BOTWIRE_RETENTION": ("30d", 30 * 86_400.0, ["30x", "-1d", "0", "d"]),
     "BOTWIRE_RETENTION_INTERVAL": ("0.5", 0.5, ["0", "-1", "hourly"]),

@@ -134,7 +134,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
                 await active.close()
 
     middleware = [
-        Middleware(Observe, metrics=settings.metrics),
+        Middleware(Observe, metrics=settings.metrics_on),
         Middleware(ShutdownGate, lifecycle=lifecycle),
     ]
     if settings.cors_origins:
