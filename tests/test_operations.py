@@ -16,7 +16,7 @@ from server_process import ServerProcess
 
 from botwire_server.http import create_app
 from botwire_server.settings import Settings
-from botwire_server.storage.base import Item
+from botwire_server.storage.base import Item, Store, Usage
 from botwire_server.storage.memory import MemoryStore
 
 ADMIN = "bw_admin_" + "A1b2" * 10
@@ -203,3 +203,14 @@ async def test_metrics_off_answers_404_and_counts_nothing() -> None:
         off = await c.get("/metrics")
     assert off.status_code == 404 and "BOTWIRE_METRICS=off" in off.json()["error"]
     assert app.state.service.metrics.exposition().count(b"botwire_commits_total 0.0") == 1
+
+
+async def test_usage_reports_the_pool_of_every_backend(store: Store) -> None:
+    await store.set("n", "k", b"1")
+    await store.list("n")  # a pooled read (SQLite) or a lent connection (PostgreSQL)
+    usage = store.usage()
+    assert usage.queue_depth == 0 and usage.pool_used == 0
+    if isinstance(store, MemoryStore):
+        assert usage == Usage()
+    else:
+        assert usage.pool_max >= 1 and 1 <= usage.pool_idle <= usage.pool_max
