@@ -57,6 +57,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 UNMATCHED = "(unmatched)"
+# OpenTelemetry's rule for http.request.method: any other method is "_OTHER", so that a client
+# cannot grow the label set with invented methods.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
+)
 _HEADS_KEPT = 100_000  # namespaces whose last head is remembered for revisions_total
 
 
@@ -163,6 +168,8 @@ class Metrics:
     # -- requests ------------------------------------------------------------------------------
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in METHODS:
+            method = "_OTHER"
         key = (route, method, status)
         child = self._children.get(key)
         if child is None:

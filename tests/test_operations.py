@@ -214,3 +214,23 @@ async def test_usage_reports_the_pool_of_every_backend(store: Store) -> None:
         assert usage == Usage()
     else:
         assert usage.pool_max >= 1 and 1 <= usage.pool_idle <= usage.pool_max
+
+
+async def test_invented_methods_share_one_label() -> None:
+    app = create_app(Settings(), store=MemoryStore())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bw.test") as c:
+        for method in ("BREW", "WHEN", "PUT"):
+            await c.request(method, "/memory/n/k", json={"value": 1})
+        text = (await c.get("/metrics")).text
+    assert "BREW" not in text and "WHEN" not in text
+    labels = {"http_route": ROUTE, "http_response_status_code": "405"}
+    got = samples(text)
+    count = "http_server_request_duration_seconds_count"
+    assert value(got, count, http_request_method="_OTHER", **labels) == 2
+    assert (
+        value(
+            got, count, http_request_method="PUT", http_response_status_code="200", http_route=ROUTE
+        )
+        == 1
+    )
