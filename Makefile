@@ -101,13 +101,15 @@ $(VENV)/.bench-installed: $(STAMP) pyproject.toml $(LOCK)
 	$(PIP_INSTALL) -e '.[dev,bench]'
 	touch $@
 
-# The benchmark suite, ~10-15 minutes, then the 10-minute soak (BENCH_SOAK=0 leaves it out);
+# The benchmark suite, ~10-15 minutes, then the operations figures (metrics cost, retention
+# under writes; OPS_ARGS, see python -m bench.ops --help), then the 10-minute soak (BENCH_SOAK=0 leaves it out);
 # options through BENCH_ARGS (e.g. BENCH_ARGS=--quick) or BENCH_* variables
 # (python -m bench --help). Needs root once, to install wrk.
 BENCH_SOAK ?= 1
 bench: $(VENV)/.bench-installed
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.ops $(OPS_ARGS)
 	if [ "$(BENCH_SOAK)" != 0 ]; then $(BIN)/python -m bench.soak $(SOAK_ARGS); fi
 
 clean:

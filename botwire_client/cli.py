@@ -1,4 +1,5 @@
-"""The ``botwire`` command: ``serve`` and ``migrate`` run the server; the rest is the client.
+"""The ``botwire`` command: ``serve``, ``migrate``, ``token``, ``export``, ``import`` and
+``backup`` run on the server side; the rest is the client.
 
 Client commands print JSON on stdout, and on failure one JSON object
 ``{"error", "code", "status"}`` on stderr, with an exit code scripts can branch on:
@@ -194,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("token", help="manage API tokens (see `botwire token --help`)")
     sub.add_parser("mcp", help="serve the Model Context Protocol over stdio (`botwire mcp -h`)")
+    sub.add_parser("export", help="export events with history as JSON Lines (server side)")
+    sub.add_parser("import", help="import an export, revisions and history kept")
+    sub.add_parser("backup", help="a consistent copy of a live SQLite database")
 
     def command(name: str, run: Callable[[Memory, argparse.Namespace], Any], text: str) -> Any:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
@@ -306,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         from botwire_server.token_cli import main as token_main
 
         return token_main(args[1:])
+    if args and args[0] in {"export", "import", "backup"}:
+        from botwire_server.transfer_cli import main as transfer_main
+
+        return transfer_main(args)
     try:
         return client_main(args)
     except SystemExit as exc:  # --help, or a usage error already printed

@@ -157,6 +157,8 @@ class Principal:
 
 ADMIN_GRANTS = (Grant("*", "admin"),)
 OPEN = Principal("", "auth off", ADMIN_GRANTS, stored=False)
+# The bearer of BOTWIRE_METRICS_TOKEN: no grant, only GET /metrics (``Service.metrics``).
+METRICS_READER = Principal("metrics", "BOTWIRE_METRICS_TOKEN", (), stored=False)
 
 
 def principal_of(scope: MutableMapping[str, Any]) -> Principal:
@@ -204,6 +206,7 @@ class Authenticator:
             self._admin = (match.group(1), hash_secret(match.group(2)))
         self._cache: dict[str, tuple[float, TokenRecord | None]] = {}
         self._principals: dict[str, tuple[TokenRecord, Principal]] = {}
+        self._metrics = settings.metrics_token.encode() if settings.metrics_token else None
 
     async def record(self, token_id: str) -> TokenRecord | None:
         """The stored token, read at most once per ``CACHE_SECONDS`` per process."""
@@ -228,6 +231,10 @@ class Authenticator:
         if header is None:
             raise Unauthenticated(_UNAUTHENTICATED)
         scheme, _, token = header.decode("latin-1").strip().partition(" ")
+        if self._metrics is not None and hmac.compare_digest(
+            token.strip().encode("latin-1"), self._metrics
+        ):
+            return METRICS_READER
         match = TOKEN_RE.fullmatch(token.strip()) if scheme.lower() == "bearer" else None
         if match is None:
             raise Unauthenticated(
@@ -284,6 +291,7 @@ __all__ = [
     "Authenticator",
     "CACHE_SECONDS",
     "Grant",
+    "METRICS_READER",
     "OPEN",
     "Principal",
     "SCOPE_KEY",

@@ -125,6 +125,7 @@ def _serve(settings: Settings) -> int:
 
     import uvicorn
 
+    from . import logs
     from .http import create_app
     from .http.protocol import Guards, http_protocol
 
@@ -159,14 +160,14 @@ def _serve(settings: Settings) -> int:
         max_connections=cap,
         max_open=max_open,
     )
-    verbose = settings.log_level in {"debug", "trace"}
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level,
-        # One log line per request costs more than serving many requests; debug turns it on.
-        access_log=verbose,
+        log_config=logs.config(settings.log_format, settings.log_level),
+        log_level=logs.level_number(settings.log_level),
+        # The server writes its own access line, with the request id (http/observe.py).
+        access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         lifespan="on",
         server_header=False,

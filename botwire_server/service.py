@@ -30,6 +30,8 @@ from .auth import Access, Authenticator, Grant, Principal
 from .channels import Channels, refuse_reserved
 from .errors import InvalidInput, NotFound
 from .expiry import Sweeper
+from .metrics import Metrics
+from .retention import Retention
 from .settings import Settings
 from .storage.base import (
     MAX_OPS,
@@ -178,16 +180,28 @@ class Service:
         self.sweeper = Sweeper(store, interval=settings.expiry_interval)
         self.auth = Authenticator(store, settings)
         self.channels = Channels(store, tokens=self.auth.enabled)
+        self.metrics = Metrics(store, self.hub)
+        self.retention = (
+            None
+            if settings.retention is None
+            else Retention(
+                store, retention=settings.retention, interval=settings.retention_interval
+            )
+        )
 
     # -- life cycle ----------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """Start following the store's commits for watchers."""
+        """Start following the store's commits for watchers (and the metrics)."""
         self.hub.open()
+        if self.settings.metrics_on:
+            self.metrics.attach()
 
     def start(self) -> None:
-        self.hub.open()
+        self.attach()
         self.sweeper.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def end_streams(self) -> None:
         """End every watch stream now (shutdown has begun); new watches are refused."""
@@ -195,7 +209,10 @@ class Service:
 
     async def close(self) -> None:
         self.hub.close()
+        self.metrics.detach()
         await self.sweeper.stop()
+        if self.retention is not None:
+            await self.retention.stop()
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -505,6 +522,16 @@ class Service:
 
     async def still_valid(self, who: Principal) -> bool:
         return await self.auth.still_valid(who)
+
+    def metrics_text(self, who: Principal) -> bytes:
+        """The Prometheus exposition (``GET /metrics``): admin on ``*`` or the metrics token."""
+        if not self.settings.metrics_on:
+            raise NotFound(
+                "Metrics are off on this server (BOTWIRE_METRICS=off).", code="route_not_found"
+            )
+        if who is not auth.METRICS_READER:
+            who.require_global_admin("read GET /metrics")
+        return self.metrics.exposition()
 
     async def ping(self) -> None:
         await self.store.ping()

@@ -20,6 +20,7 @@ T = TypeVar("T")
 # secret of at least 32 such characters.
 TOKEN_RE = re.compile(r"bw_([a-z0-9]{1,32})_([A-Za-z0-9]{32,128})")
 AUTH_MODES = ("tokens", "off")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -59,6 +60,16 @@ class Settings:
     # Seconds a graceful shutdown waits for requests in flight.
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    # "text" (one readable line per record) or "json" (one JSON object per line).
+    log_format: str = "text"
+    # GET /metrics and the request histogram (off: 404 and no per-request cost).
+    metrics: str = "on"
+    # A bearer token that may read GET /metrics (besides an admin on "*"), or None.
+    metrics_token: str | None = None
+    # Seconds of history kept per namespace (older history is compacted), or None: all of it.
+    retention: float | None = None
+    # Seconds between the retention task's passes.
+    retention_interval: float = 60.0
     # Seconds between the comment lines that keep an idle watch stream open.
     watch_keepalive: float = 15.0
     # Seconds between the expiry sweeper's rounds.
@@ -79,6 +90,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # Seconds an idempotent write's outcome is kept for retries (Idempotency-Key).
     idempotency_ttl: float = 86_400.0
+
+    @property
+    def metrics_on(self) -> bool:
+        return self.metrics == "on"
 
     def auth_mode(self) -> str:
         """``tokens`` or ``off``: the setting, or by default ``off`` only on a loopback bind."""
@@ -159,6 +174,42 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError("must be text or json")
+    return value
+
+
+def _on_off(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"on", "off"}:
+        raise ValueError("must be on or off")
+    return value
+
+
+def _metrics_token(raw: str) -> str:
+    value = raw.strip()
+    if len(value) < 16 or not value.isprintable() or " " in value:
+        raise ValueError("must be at least 16 printable characters without spaces")
+    return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_duration(raw: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or plain seconds, > 0."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", raw)
+    if match is None or not float(match.group(1)) > 0:
+        raise ValueError("must be a duration like 30d, 12h, 90m or 3600 (seconds)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
+def _retention(raw: str) -> float | None:
+    return None if not raw.strip() else parse_duration(raw)
+
+
 def _preset(raw: str) -> str:
     value = raw.strip()
     if value not in LIMIT_PRESETS:
@@ -214,7 +265,27 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         _float_positive,
         "Seconds a graceful shutdown waits for requests in flight.",
     ),
-    ("BOTWIRE_LOG_LEVEL", "log_level", _log_level, "uvicorn log level."),
+    ("BOTWIRE_LOG_LEVEL", "log_level", _log_level, "Log level of the server."),
+    ("BOTWIRE_LOG_FORMAT", "log_format", _log_format, "`text` or `json` (one object a line)."),
+    ("BOTWIRE_METRICS", "metrics", _on_off, "`on` or `off`: `GET /metrics`."),
+    (
+        "BOTWIRE_METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        "A bearer token that may read `GET /metrics` (besides an admin on `*`).",
+    ),
+    (
+        "BOTWIRE_RETENTION",
+        "retention",
+        _retention,
+        "History older than this (`30d`, `12h`) is compacted; empty keeps everything.",
+    ),
+    (
+        "BOTWIRE_RETENTION_INTERVAL",
+        "retention_interval",
+        _float_positive,
+        "Seconds between passes of the retention task.",
+    ),
     (
         "BOTWIRE_WATCH_KEEPALIVE",
         "watch_keepalive",

@@ -30,6 +30,11 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_STATEMENT_TIMEOUT_MS": ("250", 250, ["-1", "fast"]),
     "BOTWIRE_SHUTDOWN_TIMEOUT": ("2.5", 2.5, ["0", "-1", "soon"]),
     "BOTWIRE_LOG_LEVEL": ("WARNING", "warning", ["loud", ""]),
+    "BOTWIRE_LOG_FORMAT": (" JSON ", "json", ["yaml", ""]),
+    "BOTWIRE_METRICS": ("OFF", "off", ["no", "", "1"]),
+    "BOTWIRE_METRICS_TOKEN": ("m" * 24, "m" * 24, ["short", "a b" * 8, ""]),
+    "BOTWIRE_RETENTION": ("30d", 30 * 86_400.0, ["30x", "-1d", "0", "d"]),
+    "BOTWIRE_RETENTION_INTERVAL": ("0.5", 0.5, ["0", "-1", "hourly"]),
     "BOTWIRE_WATCH_KEEPALIVE": ("0.5", 0.5, ["0", "-2", "often"]),
     "BOTWIRE_EXPIRY_INTERVAL": ("0.25", 0.25, ["0", "-1", "soon"]),
     "BOTWIRE_LIMITS": ("free-tier", "free-tier", ["", "free", "FREE-TIER", "unlimited"]),
@@ -85,6 +90,15 @@ def test_a_bad_value_names_its_variable(name: str, raw: str) -> None:
         load({name: raw})
     assert name in str(caught.value)
     assert repr(raw) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "raw, seconds", [("12h", 43_200.0), ("90m", 5400.0), ("3600", 3600.0), ("2w", 1_209_600.0)]
+)
+def test_retention_reads_durations_and_empty_keeps_everything(raw: str, seconds: float) -> None:
+    assert load({"BOTWIRE_RETENTION": raw}).retention == seconds
+    assert load({"BOTWIRE_RETENTION": ""}).retention is None
+    assert load({}).retention is None
 
 
 def test_pool_bounds_must_agree() -> None:

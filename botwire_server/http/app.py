@@ -23,6 +23,7 @@ from ..storage import Store, create_store
 from . import body, openapi
 from .channel_routes import ROUTES as CHANNEL_ROUTES
 from .errors import EXCEPTION_HANDLERS, error_response
+from .observe import Observe
 from .paths import RawPathRouting
 from .routes import ROUTES
 
@@ -201,7 +202,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             if own:
                 await active.close()
 
-    middleware = [Middleware(ShutdownGate, lifecycle=lifecycle)]
+    middleware = [
+        Middleware(Observe, metrics=settings.metrics_on),
+        Middleware(ShutdownGate, lifecycle=lifecycle),
+    ]
     if settings.cors_origins:
         # Outside authentication, so that a browser's preflight (no Authorization) passes.
         middleware.append(

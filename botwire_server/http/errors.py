@@ -97,11 +97,16 @@ async def handle_disconnect(request: Request, exc: Exception) -> Response:
     )
 
 
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    # Starlette logs the traceback after this response is sent; the body names no internals.
+def internal_error() -> Response:
+    """The 500 of an unexpected exception; the body names no internals."""
     return error_response(
         BotWireServerError("The server failed to handle this request; it has been logged.")
     )
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    # The traceback is logged (http/observe.py), with the request's id.
+    return internal_error()
 
 
 EXCEPTION_HANDLERS = {

@@ -742,6 +742,20 @@ PATHS["/ui/{file}"] = {
         "security": [],
     }
 }
+PATHS["/metrics"] = {
+    "get": {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics (text format; see the README's Operations section). With "
+        "tokens: admin on * or the token in BOTWIRE_METRICS_TOKEN. 404 with BOTWIRE_METRICS=off.",
+        "responses": {
+            "200": {
+                "description": "The Prometheus text exposition format 0.0.4.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **{status: _error(status) for status in ("401", "403", "404", "500", "503")},
+        },
+    }
+}
 
 DOCUMENT: Schema = {
     "openapi": "3.1.0",

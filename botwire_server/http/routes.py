@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .. import auth, service
+from ..metrics import CONTENT_TYPE
 from ..settings import Limits
 from ..storage.base import Item, TokenRecord
 from . import body, params, paths, stream, ui, wire
@@ -450,6 +451,11 @@ async def healthz(request: Request) -> Response:
     return _json(wire.encode(wire.Health("ok")))
 
 
+async def metrics(request: Request) -> Response:
+    text = _service(request).metrics_text(_who(request))
+    return Response(text, media_type=None, headers={"Content-Type": CONTENT_TYPE})
+
+
 async def openapi(request: Request) -> Response:
     return _json(request.app.state.openapi)
 
@@ -503,4 +509,5 @@ ROUTES = [
     _route("/openapi.json", GET=openapi),
     _route("/ui", GET=ui.page),
     _route("/ui/{file}", GET=ui.asset),
+    _route("/metrics", GET=metrics),
 ]

@@ -113,6 +113,7 @@ Timestamps are integers, microseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -142,6 +143,7 @@ WriteOp = Literal["set", "delete", "check", "expire"]
 Clock = Callable[[], int]
 Listener = Callable[[str, int], None]
 R = TypeVar("R")
+Observer = Callable[[float, "Committed | None"], None]
 
 MICROS = 1_000_000
 DAY_MICROS = 86_400 * MICROS
@@ -224,6 +226,21 @@ class StoredOutcome(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     result: bytes
     expires_at: int
+
+
+class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+    """One retained event with everything needed to write it back elsewhere exactly
+    (``Store.dump`` / ``Store.restore``): a set's ``created_revision`` and ``created_at`` are
+    those of the incarnation it belongs to (0 for a delete or an expiry)."""
+
+    revision: int
+    at: int
+    key: str
+    op: EventOp
+    value: bytes | None = None
+    expires_at: int | None = None
+    created_revision: int = 0
+    created_at: int = 0
 
 
 class Write(msgspec.Struct, frozen=True, kw_only=True):
@@ -345,6 +362,16 @@ class Stats(msgspec.Struct, frozen=True):
     total_bytes: int
 
 
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """How busy a store is right now (``GET /metrics``): writes queued for the writer, and the
+    connections of its pool lent out, idle, and at most."""
+
+    queue_depth: int = 0
+    pool_used: int = 0
+    pool_idle: int = 0
+    pool_max: int = 0
+
+
 class TokenRecord(msgspec.Struct, frozen=True, kw_only=True):
     """An API token as stored: never the secret, only its SHA-256 (hex). ``grants`` is JSON
     text, which the store keeps as it is (``botwire_server.auth`` reads it)."""
@@ -372,6 +399,7 @@ class Store(abc.ABC):
         self.limits = limits or Limits()
         self.clock = clock
         self._listeners: list[Listener] = []
+        self._observers: list[Observer] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -408,6 +436,19 @@ class Store(abc.ABC):
         for listener in list(self._listeners):
             listener(namespace, revision)
 
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(seconds, committed)`` after every ``commit`` (``committed`` None when
+        it raised): the metrics' hook, written once here for every backend."""
+        self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def usage(self) -> Usage:
+        """Queue depth and pool use now; backends with a queue or a pool override it."""
+        return Usage()
+
     # -- writes ------------------------------------------------------------------------------
 
     async def commit(
@@ -421,7 +462,16 @@ class Store(abc.ABC):
         return the unchanged head with ``written=False``. With ``meta.idempotency``, a retry
         returns the first outcome and writes nothing (see "Idempotency")."""
         check_writes(self.limits, writes)
-        committed = await self._commit(namespace, writes, meta)
+        if not self._observers:
+            return await self._commit(namespace, writes, meta)
+        started = time.perf_counter()
+        committed: Committed | None = None
+        try:
+            committed = await self._commit(namespace, writes, meta)
+        finally:
+            seconds = time.perf_counter() - started
+            for observer in list(self._observers):
+                observer(seconds, committed)
         return committed
 
     @abc.abstractmethod
@@ -515,6 +565,34 @@ class Store(abc.ABC):
     async def compact(self, namespace: str, *, before: int) -> int:
         """Forget history that no read at a revision ``>= before`` needs; reads below ``before``
         then raise ``RevisionCompacted``. Returns the number of events removed."""
+
+    @abc.abstractmethod
+    async def dump(
+        self, namespace: str, *, after: tuple[int, str] = (-1, ""), limit: int = 1000
+    ) -> Sequence[Recorded]:
+        """Up to ``limit`` (1-1000) retained events of ``namespace`` ordered by (revision,
+        key), strictly after ``after``; the events a compaction kept below the floor come
+        first. Pages of it, with ``info``, are everything ``restore`` needs."""
+
+    @abc.abstractmethod
+    async def restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        *,
+        replace: bool = False,
+        head: int = 0,
+        head_at: int = 0,
+        oldest: int = 0,
+    ) -> int:
+        """Write ``events`` (from ``dump``, in its order) back exactly as recorded: the same
+        revisions, times, expiries and incarnations, in ONE transaction; the current table and
+        the namespace's size follow them (``plan_restore``). No condition, limit or quota
+        applies: the log was valid where it was written. ``replace``: first forget everything
+        of the namespace (events, revisions, current values). Then the head is raised to
+        ``head`` (committed at ``head_at``) and the compaction floor to ``oldest`` when they
+        are higher. An event at or below the head that is already stored, or out of order,
+        raises ``InvalidInput`` and nothing is written. Returns the new head."""
 
     @abc.abstractmethod
     async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
@@ -840,6 +918,52 @@ def plan_commit(
         quota_day = day
     after = NsState(revision, ns.oldest, live_keys, live_bytes, at, quota_day, used)
     return Plan(revision, at, events, after, results, meta)
+
+
+def plan_restore(
+    ns: NsState,
+    events: Sequence[Recorded],
+    current: Mapping[str, Current | None],
+    *,
+    head: int = 0,
+    head_at: int = 0,
+    oldest: int = 0,
+) -> tuple[NsState, dict[str, Current | None]]:
+    """The namespace row after ``Store.restore`` writes ``events``, and the current row of
+    each key they touch (None: removed). ``current``: those keys' rows before. Raises
+    ``InvalidInput`` for events out of order (revision, then key) or below the head."""
+    rows: dict[str, Current | None] = dict(current)
+    state = dataclasses.replace(ns)
+    last: tuple[int, str] | None = None
+    for e in events:
+        if (last is not None and (e.revision, e.key) <= last) or e.revision < ns.revision:
+            raise InvalidInput(
+                f"Event {e.key!r} at revision {e.revision} is out of order or below the "
+                f"namespace's head {ns.revision}.",
+                code="invalid_body",
+            )
+        if e.op == "set" and e.value is None:
+            raise InvalidInput(f"The set of {e.key!r} at {e.revision} has no value.")
+        last = (e.revision, e.key)
+        old = rows.get(e.key)
+        if old is not None:
+            state.live_keys -= 1
+            state.live_bytes -= entry_bytes(e.key, old.value)
+        if e.op == "set":
+            assert e.value is not None
+            rows[e.key] = Current(
+                e.value, e.revision, e.created_revision, e.created_at, e.expires_at
+            )
+            state.live_keys += 1
+            state.live_bytes += entry_bytes(e.key, e.value)
+        else:
+            rows[e.key] = None
+        if e.revision >= state.revision:
+            state.revision, state.last_at = e.revision, e.at
+    if head > state.revision:
+        state.revision, state.last_at = head, head_at
+    state.oldest = max(state.oldest, oldest)
+    return state, rows
 
 
 def rollback_writes(

@@ -28,6 +28,7 @@ from .base import (
     NsState,
     Plan,
     Provenance,
+    Recorded,
     RevertResult,
     RollbackResult,
     Stats,
@@ -41,6 +42,7 @@ from .base import (
     decoded,
     outcome_of,
     plan_commit,
+    plan_restore,
     replay,
     revert_writes,
     rollback_writes,
@@ -334,6 +336,90 @@ class MemoryStore(Store):
             ns.runs[run] = [e for e in events if (e.key, e.revision) in kept_ids]
         ns.state.oldest = before
         return removed
+
+    async def dump(
+        self, namespace: str, *, after: tuple[int, str] = (-1, ""), limit: int = 1000
+    ) -> Sequence[Recorded]:
+        check_limit(limit)
+        ns = self._peek(namespace)
+        out: list[Recorded] = []
+        for e in sorted(ns.log, key=lambda e: (e.revision, e.key)):
+            if (e.revision, e.key) <= after:
+                continue
+            created = ns.created.get((e.key, e.revision), (0, 0))
+            out.append(
+                Recorded(
+                    revision=e.revision,
+                    at=e.at,
+                    key=e.key,
+                    op=e.op,
+                    value=e.value,
+                    expires_at=e.expires_at,
+                    created_revision=created[0],
+                    created_at=created[1],
+                )
+            )
+            if len(out) == limit:
+                break
+        return out
+
+    async def restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        *,
+        replace: bool = False,
+        head: int = 0,
+        head_at: int = 0,
+        oldest: int = 0,
+    ) -> int:
+        ns = _Namespace() if replace else self._ns(namespace)
+        for e in events:
+            kept = ns.events.get(e.key)
+            if kept and kept[-1].revision >= e.revision:
+                raise InvalidInput(
+                    f"Event {e.key!r} at revision {e.revision} is stored already.",
+                    code="invalid_body",
+                )
+        rows = self._rows(ns, sorted({e.key for e in events}))
+        state, after = plan_restore(
+            ns.state, events, rows, head=head, head_at=head_at, oldest=oldest
+        )
+        for e in events:
+            # commit_times[i] is the time of revision i + 1; revisions that a compaction
+            # removed entirely keep the time of the one before them.
+            while len(ns.commit_times) < e.revision:
+                ns.commit_times.append(
+                    e.at
+                    if len(ns.commit_times) == e.revision - 1
+                    else (ns.commit_times[-1] if ns.commit_times else 0)
+                )
+            event = Event(e.revision, e.key, e.op, e.value, e.at, e.expires_at)
+            ns.events.setdefault(e.key, []).append(event)
+            ns.log.append(event)
+            if e.op == "set":
+                ns.created[(e.key, e.revision)] = (e.created_revision, e.created_at)
+        while len(ns.commit_times) < state.revision:
+            ns.commit_times.append(head_at)
+        for key, row in after.items():
+            if row is None:
+                ns.current.pop(key, None)
+            else:
+                last = ns.events[key][-1]
+                ns.current[key] = Item(
+                    key,
+                    row.value,
+                    row.version,
+                    row.created_revision,
+                    row.created_at,
+                    last.at,
+                    row.expires_at,
+                )
+        ns.state = state
+        self._namespaces[namespace] = ns
+        if events or head:
+            self.notify(namespace, state.revision)
+        return state.revision
 
     async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
         now = self.clock()

@@ -65,17 +65,20 @@ from .base import (
     Changes,
     Clock,
     Committed,
+    Current,
     Event,
     EventOp,
     Item,
     NamespaceInfo,
     Provenance,
+    Recorded,
     RevertResult,
     RollbackResult,
     Stats,
     Store,
     StoredOutcome,
     TokenRecord,
+    Usage,
     Write,
     check_after,
     check_limit,
@@ -83,6 +86,7 @@ from .base import (
     check_revision,
     decoded,
     outcome_of,
+    plan_restore,
     quota_after,
     replay,
     revert_writes,
@@ -325,6 +329,18 @@ class PostgresStore(Store):
             await asyncio.wait_for(pool.close(), self.settings.shutdown_timeout)
         except (TimeoutError, Exception):
             pool.terminate()
+
+    def usage(self) -> Usage:
+        pool, lender = self._pool, self._lender
+        if pool is None or lender is None:
+            return Usage()
+        idle = pool.get_idle_size() + lender.idle
+        return Usage(
+            queue_depth=sum(len(q) for q in self._queues.values()),
+            pool_used=max(0, pool.get_size() - idle),
+            pool_idle=idle,
+            pool_max=pool.get_max_size(),
+        )
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.fetchval("SELECT 1"), transaction=False)
@@ -784,6 +800,145 @@ class PostgresStore(Store):
 
         removed: int = await self._write(namespace, work, creates=False)
         return removed
+
+    async def dump(
+        self, namespace: str, *, after: tuple[int, str] = (-1, ""), limit: int = 1000
+    ) -> Sequence[Recorded]:
+        check_limit(limit)
+
+        async def work(conn: Any) -> list[Recorded]:
+            rows = await conn.fetch(queries.DUMP, namespace, after[0], after[1], limit)
+            return [
+                Recorded(
+                    revision=r["revision"],
+                    at=r["at"],
+                    key=r["key"],
+                    op=_OPS[r["op"]],
+                    value=r["value"],
+                    expires_at=r["expires_at"],
+                    created_revision=r["created_revision"] if r["op"] == SET else 0,
+                    created_at=r["created_at"] if r["op"] == SET else 0,
+                )
+                for r in rows
+            ]
+
+        return await self._read(work)
+
+    async def restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        *,
+        replace: bool = False,
+        head: int = 0,
+        head_at: int = 0,
+        oldest: int = 0,
+    ) -> int:
+        events = list(events)
+        keys = sorted({e.key for e in events})
+
+        async def work(conn: Any) -> int:
+            if replace:
+                for table, column in queries.RESTORE_TABLES:
+                    await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", namespace)
+            ns = await self._lock(conn, namespace, create=True) or Head()
+            stored = await conn.fetch(queries.LAST_EVENTS_OF_KEYS, namespace, keys)
+            last = {r["key"]: r["revision"] for r in stored}
+            for e in events:
+                if last.get(e.key, -1) >= e.revision:
+                    raise InvalidInput(
+                        f"Event {e.key!r} at revision {e.revision} is stored already.",
+                        code="invalid_body",
+                    )
+            rows = {
+                r["key"]: Current(
+                    r["value"],
+                    r["version"],
+                    r["created_revision"],
+                    r["created_at"],
+                    r["expires_at"],
+                )
+                for r in await conn.fetch(queries.CURRENT_OF_KEYS, namespace, keys)
+            }
+            state, after = plan_restore(
+                ns,
+                events,
+                {k: rows.get(k) for k in keys},
+                head=head,
+                head_at=head_at,
+                oldest=oldest,
+            )
+            times = {e.revision: e.at for e in events}
+            if head > max(times, default=0):
+                times[head] = head_at
+            await conn.execute(
+                queries.RESTORE_REVISIONS, namespace, list(times), list(times.values())
+            )
+            await conn.copy_records_to_table(
+                "events",
+                columns=[
+                    "namespace",
+                    "key",
+                    "revision",
+                    "op",
+                    "value",
+                    "created_revision",
+                    "created_at",
+                    "at",
+                    "expires_at",
+                ],
+                records=[
+                    (
+                        namespace,
+                        e.key,
+                        e.revision,
+                        _CODES[e.op],
+                        e.value,
+                        e.created_revision,
+                        e.created_at,
+                        e.at,
+                        e.expires_at,
+                    )
+                    for e in events
+                ],
+            )
+            updated = {e.key: e.at for e in events}
+            gone = [k for k, row in after.items() if row is None]
+            if gone:
+                await conn.execute(
+                    "DELETE FROM current WHERE namespace = $1 AND key = ANY($2::text[])",
+                    namespace,
+                    gone,
+                )
+            kept = [(k, r) for k, r in after.items() if r is not None]
+            if kept:
+                await conn.execute(
+                    queries.UPSERT_CURRENT,
+                    namespace,
+                    [k for k, _ in kept],
+                    [r.value for _, r in kept],
+                    [r.version for _, r in kept],
+                    [r.created_revision for _, r in kept],
+                    [r.created_at for _, r in kept],
+                    [updated[k] for k, _ in kept],
+                    [r.expires_at for _, r in kept],
+                )
+            await conn.execute(
+                "UPDATE namespaces SET revision = $2, oldest_revision = $3, live_keys = $4,"
+                " live_bytes = $5, last_at = $6 WHERE name = $1",
+                namespace,
+                state.revision,
+                state.oldest,
+                state.live_keys,
+                state.live_bytes,
+                state.last_at,
+            )
+            return state.revision
+
+        revision: int = await self._run(work)
+        if events or head:
+            self.notify(namespace, revision)
+        return revision
 
     async def due_expiries(self, *, limit: int = 1000) -> Sequence[tuple[str, str, int]]:
         now = self.clock()

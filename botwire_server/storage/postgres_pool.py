@@ -46,6 +46,11 @@ class Lender:
         self._generation = 0
         self._closing = False
 
+    @property
+    def idle(self) -> int:
+        """Connections taken from the pool and idle here, ready to lend."""
+        return len(self._idle)
+
     def available(self) -> bool:
         """A connection can be lent without waiting for one to come back."""
         return bool(self._idle) or len(self._held) < self.pool.get_max_size()

@@ -240,3 +240,49 @@ WHERE k.key IS NOT NULL AND starts_with(k.key, $5) AND t.op = 1
 LIMIT $6)
 """
 )
+
+# Store.dump: one page in (revision, key) order, on the index events_by_revision.
+DUMP = """
+SELECT revision, key, op, value, created_revision, created_at, at, expires_at FROM events
+WHERE namespace = $1 AND (revision, key) > ($2::bigint, $3::text)
+ORDER BY revision, key LIMIT $4
+"""
+# Store.restore reads and writes one page of keys per statement. One index seek per key
+# (LATERAL): a prepared statement's generic plan over ANY(array) scanned every event of the
+# namespace per page once the table had grown (seconds per page at 30,000 events).
+LAST_EVENTS_OF_KEYS = """
+SELECT k.key, e.revision FROM unnest($2::text[]) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT revision FROM events WHERE namespace = $1 AND key = k.key
+    ORDER BY revision DESC LIMIT 1
+) AS e
+"""
+CURRENT_OF_KEYS = """
+SELECT k.key, c.value, c.version, c.created_revision, c.created_at, c.expires_at
+FROM unnest($2::text[]) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT value, version, created_revision, created_at, expires_at FROM current
+    WHERE namespace = $1 AND key = k.key
+) AS c
+"""
+RESTORE_REVISIONS = """
+INSERT INTO revisions (namespace, revision, at)
+SELECT $1, r, a FROM unnest($2::bigint[], $3::bigint[]) AS t(r, a)
+ON CONFLICT DO NOTHING
+"""
+UPSERT_CURRENT = """
+INSERT INTO current (namespace, key, value, version, created_revision, created_at, updated_at,
+                     expires_at)
+SELECT $1, k, v, ver, cr, ca, ua, ea
+FROM unnest($2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+            $8::bigint[]) AS t(k, v, ver, cr, ca, ua, ea)
+ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,
+    created_revision = excluded.created_revision, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, expires_at = excluded.expires_at
+"""
+RESTORE_TABLES = (
+    ("events", "namespace"),
+    ("revisions", "namespace"),
+    ("current", "namespace"),
+    ("namespaces", "name"),
+)

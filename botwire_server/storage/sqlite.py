@@ -69,12 +69,14 @@ from .base import (
     NamespaceInfo,
     Plan,
     Provenance,
+    Recorded,
     RevertResult,
     RollbackResult,
     Stats,
     Store,
     StoredOutcome,
     TokenRecord,
+    Usage,
     Write,
     check_after,
     check_limit,
@@ -82,6 +84,7 @@ from .base import (
     decoded,
     outcome_of,
     plan_commit,
+    plan_restore,
     replay,
     revert_writes,
     rollback_writes,
@@ -94,6 +97,7 @@ from .sqlite_sql import (
     CODES,
     CURRENT_COLUMNS,
     EVENT_COLUMNS,
+    OPS,
     Moment,
     NsRow,
     connect,
@@ -158,6 +162,23 @@ EXPIRED_UNSWEPT = (
 )
 
 
+# Store.dump: one page in (revision, key) order, on the index events_by_revision.
+DUMP = (
+    "SELECT revision, key, op, value, created_revision, created_at, at, expires_at"
+    " FROM events INDEXED BY events_by_revision WHERE namespace = ?"
+    " AND (revision > ? OR (revision = ? AND key > ?)) ORDER BY revision, key LIMIT ?"
+)
+LAST_EVENT_OF_KEY = (
+    "SELECT revision FROM events WHERE namespace = ? AND key = ? ORDER BY revision DESC LIMIT 1"
+)
+RESTORE_TABLES = (
+    ("events", "namespace"),
+    ("revisions", "namespace"),
+    ("current", "namespace"),
+    ("namespaces", "name"),
+)
+
+
 class _OpFailed(Exception):
     """A statement of an op failed in a batch run without savepoints."""
 
@@ -213,6 +234,7 @@ class SQLiteStore(Store):
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # event loop thread only
         self._pool: list[sqlite3.Connection] = []  # idle connections for threaded reads
+        self._reading = 0  # threaded reads in flight (GET /metrics)
         self._read_slots = asyncio.Semaphore(self.READ_THREADS)
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
@@ -287,6 +309,14 @@ class SQLiteStore(Store):
                 conn.close()
         self._writer = self._reader = None
         self._pool.clear()
+
+    def usage(self) -> Usage:
+        return Usage(
+            queue_depth=len(self._queue),
+            pool_used=self._reading,
+            pool_idle=len(self._pool),
+            pool_max=self.READ_THREADS,
+        )
 
     async def ping(self) -> None:
         with translated(self.path):
@@ -589,8 +619,120 @@ class SQLiteStore(Store):
 
         return op
 
+    def _op_restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        replace: bool,
+        finish: tuple[int, int, int],
+    ) -> Callable[[_Batch], int]:
+        head, head_at, oldest = finish
+
+        def op(batch: _Batch) -> int:
+            conn = batch.conn
+            if replace:
+                for table, column in RESTORE_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (namespace,))
+                batch.put(namespace, NsRow())
+            for e in events:
+                stored = conn.execute(LAST_EVENT_OF_KEY, (namespace, e.key)).fetchone()
+                if stored is not None and stored[0] >= e.revision:
+                    raise InvalidInput(
+                        f"Event {e.key!r} at revision {e.revision} is stored already.",
+                        code="invalid_body",
+                    )
+            keys = sorted({e.key for e in events})
+            ns = batch.ns(namespace)
+            state, after = plan_restore(
+                ns,
+                events,
+                self._rows(conn, namespace, keys),
+                head=head,
+                head_at=head_at,
+                oldest=oldest,
+            )
+            times = {e.revision: e.at for e in events}
+            if head > max(times, default=0):
+                times[head] = head_at
+            conn.executemany(
+                "INSERT INTO revisions (namespace, revision, at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [(namespace, revision, at) for revision, at in times.items()],
+            )
+            conn.executemany(
+                "INSERT INTO events (namespace, key, revision, op, value, created_revision,"
+                " created_at, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (namespace, e.key, e.revision, CODES[e.op], e.value, e.created_revision)
+                    + (e.created_at, e.at, e.expires_at)
+                    for e in events
+                ],
+            )
+            updated = {e.key: e.at for e in events}
+            conn.executemany(
+                "DELETE FROM current WHERE namespace = ? AND key = ?",
+                [(namespace, k) for k, row in after.items() if row is None],
+            )
+            conn.executemany(
+                "INSERT INTO current (namespace, key, value, version, created_revision,"
+                " created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+                " version = excluded.version, created_revision = excluded.created_revision,"
+                " created_at = excluded.created_at, updated_at = excluded.updated_at,"
+                " expires_at = excluded.expires_at",
+                [
+                    (namespace, k, r.value, r.version, r.created_revision, r.created_at)
+                    + (updated[k], r.expires_at)
+                    for k, r in after.items()
+                    if r is not None
+                ],
+            )
+            batch.put(namespace, state)
+            if events or head:
+                batch.heads[namespace] = state.revision
+            return state.revision
+
+        return op
+
     async def _commit(self, namespace: str, writes: Sequence[Write], meta: Provenance) -> Committed:
         return await self._submit(self._op_commit(namespace, writes, meta))
+
+    async def dump(
+        self, namespace: str, *, after: tuple[int, str] = (-1, ""), limit: int = 1000
+    ) -> Sequence[Recorded]:
+        check_limit(limit)
+
+        def work(conn: sqlite3.Connection) -> list[Recorded]:
+            rows = conn.execute(DUMP, (namespace, after[0], after[0], after[1], limit))
+            return [
+                Recorded(
+                    revision=revision,
+                    at=at,
+                    key=key,
+                    op=OPS[op],
+                    value=None if value is None else bytes(value),
+                    expires_at=expires_at,
+                    created_revision=created_revision if op == 1 else 0,
+                    created_at=created_at if op == 1 else 0,
+                )
+                for revision, key, op, value, created_revision, created_at, at, expires_at in rows
+            ]
+
+        return await self._in_thread(work)
+
+    async def restore(
+        self,
+        namespace: str,
+        events: Sequence[Recorded],
+        *,
+        replace: bool = False,
+        head: int = 0,
+        head_at: int = 0,
+        oldest: int = 0,
+    ) -> int:
+        return await self._submit(
+            self._op_restore(namespace, list(events), replace, (head, head_at, oldest))
+        )
 
     async def rollback(
         self,
@@ -680,6 +822,7 @@ class SQLiteStore(Store):
         self._read_conn()  # refuse when closed
         async with self._read_slots:
             conn = self._pool.pop() if self._pool else None
+            self._reading += 1
 
             def run() -> T:
                 nonlocal conn
@@ -692,6 +835,7 @@ class SQLiteStore(Store):
             try:
                 return await anyio.to_thread.run_sync(run)
             finally:
+                self._reading -= 1
                 if conn is not None:
                     if self._reader is None:
                         conn.close()  # closed meanwhile
