@@ -320,13 +320,14 @@ P_CHANNEL = _param(
     {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
     "Channel name: 1-64 letters, digits, '-' or '_'.",
 )
-P_AGENT = _param("agent_id", "path", {"type": "string", "minLength": 1}, "A registered agent.")
+P_AGENT_ID = _param("agent_id", "path", {"type": "string", "minLength": 1}, "A registered agent.")
 _PATH_PARAMS = {
     "ns": P_NS,
     "key": P_KEY,
     "id": P_TOKEN_ID,
+    "run": P_RUN,
     "name": P_CHANNEL,
-    "agent_id": P_AGENT,
+    "agent_id": P_AGENT_ID,
 }
 P_SINCE = _param(
     "since", "query", {"type": "number", "minimum": 0}, "Unix seconds: entries committed after."
@@ -345,7 +346,6 @@ P_JOIN_AGENT = _param(
 )
 P_CAPABILITY = _param("capability", "query", {"type": "string"}, "Agents with this capability.")
 P_QUERY = _param("q", "query", {"type": "string"}, "Text in the agent's name or description.")
-_PATH_PARAMS = {"ns": P_NS, "key": P_KEY, "id": P_TOKEN_ID, "run": P_RUN}
 PUBLIC = {"/healthz", "/openapi.json"}
 
 
