@@ -307,26 +307,18 @@ def build_server(memory_for: MemoryFactory, *, namespace: str | None = None) -> 
         ] = True,
     ) -> RevertOut:
         m = memory(ctx, namespace)
-        revert: Any = getattr(m, "arevert_run", None)
-        if revert is None:
-            raise ToolError("This BotWire client cannot revert runs yet (no Memory.arevert_run).")
         try:
-            result = await revert(run, dry_run=dry_run)
+            result = await m.arevert_run(run, dry_run=dry_run)
         except BotWireError as exc:
             raise tool_error(exc) from exc
         return RevertOut(
             namespace=m.namespace,
             revision=result.revision,
             dry_run=result.dry_run,
-            changed=[
-                ChangeOut(key=c.key, op=c.op, value=c.value)
-                for c in getattr(result, "changes", getattr(result, "changed", ()))
-            ],
+            changed=[ChangeOut(key=c.key, op=c.op, value=c.value) for c in result.changes],
             skipped=[
-                SkippedOut(
-                    key=s.key, reason=s.reason, current_version=getattr(s, "current_version", None)
-                )
-                for s in getattr(result, "skipped", ())
+                SkippedOut(key=s.key, reason=s.reason, current_version=s.current_version)
+                for s in result.skipped
             ],
         )
 

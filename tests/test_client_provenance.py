@@ -91,9 +91,12 @@ def test_chat_history_run(server: ServerProcess) -> None:
     history = BotWireChatHistory("s1", ns, base_url=server.url, run="thread-7")
     history.add_messages([HumanMessage("hi")])
     with Memory(ns, server.url) as m:
-        assert [e.key for e in m.run_events("thread-7")] == ["s1"]
+        # One batch: the session's counter and its first message (chat_history's layout).
+        ran = [e.key for e in m.run_events("thread-7")]
+        assert sorted(ran) == ["s1/m/000000000001", "s1/seq"]
         m.revert_run("thread-7")
-        assert m.get("s1") is None
+        assert m.list_keys() == []
+    assert BotWireChatHistory("s1", ns, base_url=server.url).messages == []
 
 
 @pytest.mark.slow  # four interpreter starts

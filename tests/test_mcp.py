@@ -220,5 +220,8 @@ async def test_memory_revert_run_tool(server: ServerProcess) -> None:
         )
         assert done["dry_run"] is False and done["skipped"] == []
         assert (await call(session, "memory_get", namespace="runs", key="k"))["value"] == 0
-        said = await error_of(session, "memory_revert_run", namespace="other", run="r")
-        assert said  # an unknown run in an empty namespace: the server's own answer
+        # A run that wrote nothing there: nothing to revert, nothing written.
+        empty = await call(session, "memory_revert_run", namespace="other", run="r", dry_run=False)
+        assert (empty["revision"], empty["changed"], empty["skipped"]) == (0, [], [])
+        said = await error_of(session, "memory_revert_run", namespace="other", run="x" * 300)
+        assert "BotWire-Run" in said or "256" in said, said
