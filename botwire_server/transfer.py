@@ -37,7 +37,6 @@ from .storage.base import MICROS, Recorded, Store
 
 PAGE = 1000
 PROGRESS_SECONDS = 2.0
-PROVENANCE = ("actor", "run", "agent", "reason")
 Existing = Literal["refuse", "skip", "replace"]
 
 
@@ -70,7 +69,6 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Line).decode
 _NULL = msgspec.Raw(b"null")
 # The fields Recorded has (provenance joins them when the store keeps it).
-_RECORDED = set(Recorded.__struct_fields__)
 
 
 class Progress:
@@ -121,7 +119,6 @@ def event_line(namespace: str, e: Recorded) -> EventLine:
             )
         value = msgspec.Raw(e.value)
     ttl = None if e.expires_at is None else (e.expires_at - e.at) / MICROS
-    provenance = {name: getattr(e, name, None) for name in PROVENANCE}
     return EventLine(
         namespace=namespace,
         revision=e.revision,
@@ -133,12 +130,15 @@ def event_line(namespace: str, e: Recorded) -> EventLine:
         ttl=ttl,
         created_revision=e.created_revision,
         created_at=e.created_at,
-        **provenance,
+        actor=e.actor,
+        run=e.run,
+        agent=e.agent,
+        reason=e.reason,
     )
 
 
 def recorded(line: EventLine) -> Recorded:
-    event = Recorded(
+    return Recorded(
         revision=line.revision,
         at=line.at,
         key=line.key,
@@ -147,9 +147,11 @@ def recorded(line: EventLine) -> Recorded:
         expires_at=line.expires_at,
         created_revision=line.created_revision,
         created_at=line.created_at,
+        actor=line.actor,
+        run=line.run,
+        agent=line.agent,
+        reason=line.reason,
     )
-    provenance = {name: getattr(line, name) for name in PROVENANCE if name in _RECORDED}
-    return msgspec.structs.replace(event, **provenance) if provenance else event
 
 
 async def export(

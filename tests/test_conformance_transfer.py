@@ -11,11 +11,12 @@ from transfer_util import copy_namespace, dump_all, picture
 
 from botwire_server.errors import InvalidInput, RevisionCompacted
 from botwire_server.expiry import sweep
-from botwire_server.storage.base import MICROS, Recorded, Store, Write
+from botwire_server.storage.base import MICROS, Provenance, Recorded, Store, Write
 
 NS = "team/notes"
 # The PostgreSQL stores of one test share a database: the copy goes to a namespace of its own.
 COPY = "team/copy"
+RUN = Provenance(actor="alice", actor_id="t1", run="run-7", agent="planner", reason="plan")
 
 
 async def _history(store: Store, clock: FakeClock) -> None:
@@ -25,7 +26,7 @@ async def _history(store: Store, clock: FakeClock) -> None:
         clock.advance(1 + step)
         await store.set(NS, key, value)
     clock.advance(1)
-    await store.delete(NS, "b")
+    await store.delete(NS, "b", meta=Provenance(actor="ops", reason="cleanup"))
     clock.advance(1)
     await store.commit(
         NS,
@@ -34,6 +35,7 @@ async def _history(store: Store, clock: FakeClock) -> None:
             Write(op="set", key="d", value=b"{}", ttl=500 * MICROS),
             Write(op="set", key="b", value=b"null"),
         ],
+        RUN,
     )
     clock.advance(10)
     assert await sweep(store) == 1  # c expires: an expire event
@@ -60,6 +62,12 @@ async def test_a_restored_namespace_reads_like_the_original(make_store: OpenStor
         assert (await source.dump(NS, limit=1))[0].revision < 4  # a set kept below the floor
         with pytest.raises(RevisionCompacted):
             await target.get(COPY, "a", as_of=3)
+        # Provenance travels with each event, and the run index with it.
+        ran = await target.run_events(COPY, "run-7")
+        assert ran == await source.run_events(NS, "run-7")
+        assert [(e.key, e.actor, e.agent, e.reason) for e in ran] == [
+            (k, "alice", "planner", "plan") for k in ("b", "c", "d")
+        ]
         # Both go on the same way: same revision, same incarnations, same expiries swept.
         clock.advance(1000)
         assert [await sweep(s) for s in (source, target)] in ([1, 1], [2, 0])  # e, twice

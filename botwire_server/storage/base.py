@@ -231,7 +231,8 @@ class StoredOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     """One retained event with everything needed to write it back elsewhere exactly
     (``Store.dump`` / ``Store.restore``): a set's ``created_revision`` and ``created_at`` are
-    those of the incarnation it belongs to (0 for a delete or an expiry)."""
+    those of the incarnation it belongs to (0 for a delete or an expiry). ``actor``, ``run``,
+    ``agent``, ``reason``: the event's provenance, restored as it was (the run index with it)."""
 
     revision: int
     at: int
@@ -241,6 +242,10 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: int | None = None
     created_revision: int = 0
     created_at: int = 0
+    actor: str | None = None
+    run: str | None = None
+    agent: str | None = None
+    reason: str | None = None
 
 
 class Write(msgspec.Struct, frozen=True, kw_only=True):

@@ -357,6 +357,10 @@ class MemoryStore(Store):
                     expires_at=e.expires_at,
                     created_revision=created[0],
                     created_at=created[1],
+                    actor=e.actor,
+                    run=e.run,
+                    agent=e.agent,
+                    reason=e.reason,
                 )
             )
             if len(out) == limit:
@@ -394,9 +398,14 @@ class MemoryStore(Store):
                     if len(ns.commit_times) == e.revision - 1
                     else (ns.commit_times[-1] if ns.commit_times else 0)
                 )
-            event = Event(e.revision, e.key, e.op, e.value, e.at, e.expires_at)
+            event = Event(
+                e.revision, e.key, e.op, e.value, e.at, e.expires_at,
+                e.actor, e.run, e.agent, e.reason,
+            )  # fmt: skip
             ns.events.setdefault(e.key, []).append(event)
             ns.log.append(event)
+            if e.run is not None:
+                ns.runs.setdefault(e.run, []).append(event)
             if e.op == "set":
                 ns.created[(e.key, e.revision)] = (e.created_revision, e.created_at)
         while len(ns.commit_times) < state.revision:

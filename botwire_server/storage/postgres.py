@@ -818,6 +818,10 @@ class PostgresStore(Store):
                     expires_at=r["expires_at"],
                     created_revision=r["created_revision"] if r["op"] == SET else 0,
                     created_at=r["created_at"] if r["op"] == SET else 0,
+                    actor=r["actor"],
+                    run=r["run"],
+                    agent=r["agent"],
+                    reason=r["reason"],
                 )
                 for r in rows
             ]
@@ -886,6 +890,10 @@ class PostgresStore(Store):
                     "created_at",
                     "at",
                     "expires_at",
+                    "actor",
+                    "run",
+                    "agent",
+                    "reason",
                 ],
                 records=[
                     (
@@ -898,6 +906,10 @@ class PostgresStore(Store):
                         e.created_at,
                         e.at,
                         e.expires_at,
+                        e.actor,
+                        e.run,
+                        e.agent,
+                        e.reason,
                     )
                     for e in events
                 ],

@@ -243,7 +243,8 @@ LIMIT $6)
 
 # Store.dump: one page in (revision, key) order, on the index events_by_revision.
 DUMP = """
-SELECT revision, key, op, value, created_revision, created_at, at, expires_at FROM events
+SELECT revision, key, op, value, created_revision, created_at, at, expires_at,
+       actor, run, agent, reason FROM events
 WHERE namespace = $1 AND (revision, key) > ($2::bigint, $3::text)
 ORDER BY revision, key LIMIT $4
 """

@@ -164,8 +164,8 @@ EXPIRED_UNSWEPT = (
 
 # Store.dump: one page in (revision, key) order, on the index events_by_revision.
 DUMP = (
-    "SELECT revision, key, op, value, created_revision, created_at, at, expires_at"
-    " FROM events INDEXED BY events_by_revision WHERE namespace = ?"
+    "SELECT revision, key, op, value, created_revision, created_at, at, expires_at,"
+    " actor, run, agent, reason FROM events INDEXED BY events_by_revision WHERE namespace = ?"
     " AND (revision > ? OR (revision = ? AND key > ?)) ORDER BY revision, key LIMIT ?"
 )
 LAST_EVENT_OF_KEY = (
@@ -661,10 +661,11 @@ class SQLiteStore(Store):
             )
             conn.executemany(
                 "INSERT INTO events (namespace, key, revision, op, value, created_revision,"
-                " created_at, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, at, expires_at, actor, run, agent, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (namespace, e.key, e.revision, CODES[e.op], e.value, e.created_revision)
-                    + (e.created_at, e.at, e.expires_at)
+                    + (e.created_at, e.at, e.expires_at, e.actor, e.run, e.agent, e.reason)
                     for e in events
                 ],
             )
@@ -714,9 +715,16 @@ class SQLiteStore(Store):
                     expires_at=expires_at,
                     created_revision=created_revision if op == 1 else 0,
                     created_at=created_at if op == 1 else 0,
+                    actor=actor,
+                    run=run,
+                    agent=agent,
+                    reason=reason,
                 )
-                for revision, key, op, value, created_revision, created_at, at, expires_at in rows
-            ]
+                for (
+                    revision, key, op, value, created_revision, created_at, at, expires_at,
+                    actor, run, agent, reason,
+                ) in rows
+            ]  # fmt: skip
 
         return await self._in_thread(work)
 
