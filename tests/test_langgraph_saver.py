@@ -243,6 +243,22 @@ def test_delete_for_runs_takes_a_graph_run_back_in_every_thread(server: ServerPr
     ]
 
 
+def test_a_bad_run_is_undone_by_botwire_run_revert(server: ServerProcess) -> None:
+    """Each checkpoint write carries its LangGraph run as BotWire-Run, so the event log knows
+    which run wrote what and Memory.revert_run takes one run's turn back."""
+    saver = _saver(server)
+    app = langgraph_chat.build(saver)
+    for text, run in (("hi", "run-1"), ("oops", "run-2")):
+        conf = {**langgraph_chat.config("t"), "metadata": {"run_id": run}}
+        app.invoke({"messages": [HumanMessage(text)]}, conf)
+    with Memory(saver.namespace("t"), server.url) as m:
+        assert m.run_events("run-2") and m.run_events("run-1")
+        preview = m.revert_run("run-2", dry_run=True)
+        assert preview.changes and preview.skipped == ()
+        m.revert_run("run-2")
+    assert langgraph_chat.contents(app, "t")["messages"] == ["hi", "#1 heard hi"]
+
+
 def test_import_botwire_needs_no_langgraph() -> None:
     code = "import botwire, sys; assert not any(m.startswith('langgraph') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -145,27 +145,27 @@ def commit_op(writes: Writes, run_id: str | None) -> Op[None]:
     """Commit ``writes``: ONE atomic batch when it fits (any checkpoint does), else several,
     sets before deletes, each atomic on its own.
 
-    PROVENANCE: this is the one place where every write of the saver leaves. ``run_id`` is
+    Provenance: this is the one place where every write of the saver leaves. ``run_id`` is
     the LangGraph run that caused it (``metadata["run_id"]`` of a checkpoint, the config's
-    run of a write); once the client sends the ``BotWire-Run`` header, it goes on these
-    batches here, so history, the change feed and run revert see which run wrote what.
+    run of a write); it goes on these batches as ``BotWire-Run``, so history, the change feed
+    and ``Memory.revert_run`` see which run wrote what.
     """
-    del run_id  # sent as the batch's run once provenance lands (see the docstring)
+    meta = core.WriteMeta(str(run_id), None, None, None) if run_id else core.NO_META
     batches: list[core.BatchOps] = []
-    current = core.BatchOps(writes.namespace)
+    current = core.BatchOps(writes.namespace, meta)
     size = 0
     for key, value, expected in writes.sets:
         # Sizing by the base64 text is enough: the values are [type, base64] pairs or records.
         weight = len(key) + _weight(value) + 64
         if len(current.ops) >= core.BATCH_LIMIT or (current.ops and size + weight > BATCH_BYTES):
             batches.append(current)
-            current, size = core.BatchOps(writes.namespace), 0
+            current, size = core.BatchOps(writes.namespace, meta), 0
         current.set(key, value, expected, None)
         size += weight
     for key in writes.deletes:
         if len(current.ops) >= core.BATCH_LIMIT:
             batches.append(current)
-            current = core.BatchOps(writes.namespace)
+            current = core.BatchOps(writes.namespace, meta)
         current.delete(key, None)
     if current.ops:
         batches.append(current)
