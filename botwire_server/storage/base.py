@@ -980,32 +980,13 @@ def token_usage(
         return after
     old = tokens.get(writer) or TokenState()
     mine = after.get(writer) or TokenState(old.day, old.writes, old.live_bytes)
-    if (
-        limits.token_max_bytes
-        and mine.live_bytes > limits.token_max_bytes
-        and mine.live_bytes > old.live_bytes
-    ):
-        raise PayloadTooLarge(
-            f"This token's values would hold {mine.live_bytes} bytes across its namespaces, "
-            f"over its limit of {limits.token_max_bytes}. Delete keys it wrote or store "
-            "smaller values.",
-            code="token_storage_full",
-            limit=limits.token_max_bytes,
-        )
+    check_token_bytes(limits, mine.live_bytes, old.live_bytes)
     if spend:
         day = at // DAY_MICROS
-        try:
-            writes = quota_after(
-                dataclasses.replace(limits, writes_per_day=limits.token_writes_per_day),
-                day=day,
-                quota_day=mine.day,
-                quota_used=mine.writes,
-                at=at,
-                cost=spend,
-            )
-        except QuotaExceeded as exc:
-            raise QuotaExceeded(limits.token_writes_per_day, exc.retry_after, token=True) from None
-        mine = TokenState(day, writes, mine.live_bytes)
+        used = mine.writes if mine.day == day else 0
+        if limits.token_writes_per_day and used + spend > limits.token_writes_per_day:
+            raise token_quota_exceeded(limits, at)
+        mine = TokenState(day, used + spend, mine.live_bytes)
     if mine != old:
         after[writer] = mine
     return after
@@ -1193,6 +1174,29 @@ def quota_after(
         retry_after = max(1, -(-((day + 1) * DAY_MICROS - at) // MICROS))
         raise QuotaExceeded(limits.writes_per_day, retry_after)
     return used + cost
+
+
+def retry_after_midnight(at: int) -> int:
+    """Whole seconds from ``at`` to the next midnight UTC, at least 1."""
+    return max(1, -(-((at // DAY_MICROS + 1) * DAY_MICROS - at) // MICROS))
+
+
+def token_quota_exceeded(limits: Limits, at: int) -> QuotaExceeded:
+    """The refusal of a write at ``at`` by a token that has used its daily writes."""
+    return QuotaExceeded(limits.token_writes_per_day, retry_after_midnight(at), token=True)
+
+
+def check_token_bytes(limits: Limits, new_total: int, old_total: int) -> None:
+    """Refuse a write that grows its token's live bytes past its limit (shrinking is always
+    allowed)."""
+    if limits.token_max_bytes and new_total > limits.token_max_bytes and new_total > old_total:
+        raise PayloadTooLarge(
+            f"This token's values would hold {new_total} bytes across its namespaces, "
+            f"over its limit of {limits.token_max_bytes}. Delete keys it wrote or store "
+            "smaller values.",
+            code="token_storage_full",
+            limit=limits.token_max_bytes,
+        )
 
 
 def check_namespace_bytes(limits: Limits, new_total: int, old_total: int) -> None:

@@ -30,11 +30,12 @@ JOIN current c ON c.namespace = k.namespace AND c.key = k.key
 """
 # A group of commits to one namespace, locked, checked and written in one call (one round
 # trip); one result row per write, in order. See migrations/postgres/0003_commit_function.sql.
-# See migrations/postgres/0003_commit_function.sql, and 0005 for the provenance arguments.
+# See migrations/postgres/0003_commit_function.sql, 0005 for the provenance arguments and
+# 0006 for the per-token limits.
 COMMIT = """
 SELECT * FROM botwire_commit($1, $2, $3, $4, $5::integer[], $6::smallint[], $7::text[],
     $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::integer[],
-    $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19, $20)
 """
 # The provenance columns every event read returns (after its own columns).
 PROVENANCE = "actor, run, agent, reason"
