@@ -280,7 +280,8 @@ FROM unnest($2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $
             $8::bigint[]) AS t(k, v, ver, cr, ca, ua, ea)
 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,
     created_revision = excluded.created_revision, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, expires_at = excluded.expires_at
+    updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+    token_id = NULL  -- a restored value belongs to no token (README, per-token limits)
 """
 RESTORE_TABLES = (
     ("events", "namespace"),
