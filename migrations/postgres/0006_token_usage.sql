@@ -206,8 +206,9 @@ BEGIN
                 IF o_found[j] THEN
                     v_bytes := v_bytes - p_key_bytes[j] - o_bytes[j];
                     v_keys := v_keys - 1;
-                    IF o_owner[j] IS NOT NULL THEN
-                        k := array_position(t_ids, o_owner[j]);
+                    -- Every owner is in t_ids: owners change only by this call's writers.
+                    k := array_position(t_ids, o_owner[j]);
+                    IF k IS NOT NULL THEN
                         t_bytes_d[k] := t_bytes_d[k] - p_key_bytes[j] - o_bytes[j];
                     END IF;
                 END IF;
