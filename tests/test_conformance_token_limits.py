@@ -109,3 +109,17 @@ async def test_bytes_move_between_tokens_and_are_freed(make_store: OpenStore) ->
         await store.set("n9", "kk", b"123", meta=B)  # B: 5 + 5 = 10
         with pytest.raises(PayloadTooLarge):
             await store.set("n9", "k", b"", meta=B)
+
+
+async def test_a_batch_counts_its_writes_and_a_refused_one_nothing(make_store: OpenStore) -> None:
+    async with make_store(limits=limits(writes=3)) as store:
+        two = [Write(op="set", key="a", value=b"1"), Write(op="set", key="b", value=b"1")]
+        check = Write(op="check", key="zz", expected_version=0)
+        await store.commit("n1", [*two, check], meta=A)  # 2 writes; the check counts nothing
+        with pytest.raises(QuotaExceeded) as exc:
+            await store.commit("n2", two, meta=A)  # would be 4: refused whole
+        assert exc.value.code == "token_quota_exceeded"
+        assert await store.head("n2") == 0
+        await store.set("n2", "a", b"1", meta=A)  # the third
+        with pytest.raises(QuotaExceeded):
+            await store.set("n3", "a", b"1", meta=A)
