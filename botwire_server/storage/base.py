@@ -48,7 +48,10 @@ The rules of a commit, and where each one lives:
 - *created_revision*: kept by a set of a present key, new otherwise.
 - *Limits*: the namespace's live bytes may not grow past ``namespace_max_bytes``; the day's
   write count (one per set or delete, one per rollback, none for checks or expiries) may not
-  pass ``writes_per_day``. A refused or empty commit counts nothing.
+  pass ``writes_per_day``. A refused or empty commit counts nothing. The same count is spent
+  on the writer's token (``Provenance.actor_id``), across all its namespaces, up to
+  ``token_writes_per_day``; and the token that last set a value owns its bytes (a set by
+  another token moves them, a delete or an expiry frees them), up to ``token_max_bytes``.
 
 For the in-memory and SQLite stores these rules live in ONE Python function, ``plan_commit``
 below: each backend only reads the rows it needs and stores the plan. PostgreSQL applies the
