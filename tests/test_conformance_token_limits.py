@@ -11,7 +11,7 @@ from backends import FakeClock, OpenStore
 
 from botwire_server.errors import Conflict, NotFound, PayloadTooLarge, QuotaExceeded
 from botwire_server.settings import Limits
-from botwire_server.storage.base import MICROS, Provenance, Write
+from botwire_server.storage.base import MICROS, Provenance, Recorded, Write
 
 A = Provenance(actor="a", actor_id="tok_a")
 B = Provenance(actor="b", actor_id="tok_b")
@@ -123,3 +123,28 @@ async def test_a_batch_counts_its_writes_and_a_refused_one_nothing(make_store: O
         await store.set("n2", "a", b"1", meta=A)  # the third
         with pytest.raises(QuotaExceeded):
             await store.set("n3", "a", b"1", meta=A)
+
+
+async def test_a_restore_frees_the_bytes_of_the_values_it_replaces(make_store: OpenStore) -> None:
+    clock = FakeClock(datetime(2026, 1, 31, 12, 0, tzinfo=UTC))
+    async with make_store(limits=limits(max_bytes=10), clock=clock) as store:
+        await store.set("n1", "k", b"1234", meta=A)  # A: 5
+        await store.set("n2", "k", b"1234", meta=A)  # A: 10
+        with pytest.raises(PayloadTooLarge):
+            await store.set("n3", "k", b"1", meta=A)
+        at = clock()
+        # An import over n1's key: the restored value belongs to no token.
+        await store.restore(
+            "n1", [Recorded(revision=2, at=at, key="k", op="set", value=b"9", created_revision=1)]
+        )
+        assert (await store.get("n1", "k")).value == b"9"  # type: ignore[union-attr]
+        await store.set("n3", "k", b"1234", meta=A)  # A: 10 again
+        # Replacing n2 whole frees all of A's values there.
+        await store.restore(
+            "n2",
+            [Recorded(revision=1, at=at, key="z", op="set", value=b"1", created_revision=1)],
+            replace=True,
+        )
+        await store.set("n4", "k", b"1234", meta=A)  # A: 10 again
+        with pytest.raises(PayloadTooLarge):
+            await store.set("n5", "k", b"1", meta=A)

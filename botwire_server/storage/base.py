@@ -954,6 +954,16 @@ def plan_commit(
     return Plan(revision, at, events, after, results, meta, usage)
 
 
+def owned_bytes(rows: Mapping[str, Current | None]) -> dict[str, int]:
+    """Each owning token's bytes among ``rows`` (keyed by key): what a restore that replaces
+    these rows frees from those tokens (a restored value belongs to no token)."""
+    out: dict[str, int] = {}
+    for key, row in rows.items():
+        if row is not None and row.token is not None:
+            out[row.token] = out.get(row.token, 0) + entry_bytes(key, row.value)
+    return out
+
+
 def tokens_of(current: Mapping[str, Current | None], meta: Provenance) -> list[str]:
     """The tokens whose usage rows a commit may change, sorted: the writer and the owners of
     the rows it touches (``plan_commit``'s ``tokens``)."""

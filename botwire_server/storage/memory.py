@@ -42,6 +42,7 @@ from .base import (
     check_revision,
     decoded,
     outcome_of,
+    owned_bytes,
     plan_commit,
     plan_restore,
     replay,
@@ -414,6 +415,13 @@ class MemoryStore(Store):
         state, after = plan_restore(
             ns.state, events, rows, head=head, head_at=head_at, oldest=oldest
         )
+        # The replaced rows' bytes leave their tokens (all of them when replacing).
+        old = self._namespaces.get(namespace) if replace else ns
+        gone = self._rows(old, sorted(old.current if replace else rows)) if old else {}
+        for token, size in owned_bytes(gone).items():
+            use = self._usage.get(token)
+            if use is not None:
+                self._usage[token] = TokenState(use.day, use.writes, max(0, use.live_bytes - size))
         for e in events:
             # commit_times[i] is the time of revision i + 1; revisions that a compaction
             # removed entirely keep the time of the one before them.

@@ -87,6 +87,7 @@ from .base import (
     check_token_bytes,
     decoded,
     outcome_of,
+    owned_bytes,
     plan_restore,
     quota_after,
     replay,
@@ -852,6 +853,13 @@ class PostgresStore(Store):
         keys = sorted({e.key for e in events})
 
         async def work(conn: Any) -> int:
+            # The replaced rows' bytes leave their tokens (all of them when replacing); the
+            # token rows are locked in sorted order once the namespace is locked, as
+            # botwire_commit does (migration 0006).
+            owners = await conn.fetch(queries.OWNED_IN, namespace, keys, replace)
+            freed = owned_bytes(
+                {r["key"]: Current(r["value"], 0, 0, 0, None, r["token_id"]) for r in owners}
+            )
             if replace:
                 for table, column in queries.RESTORE_TABLES:
                     await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", namespace)
@@ -864,6 +872,10 @@ class PostgresStore(Store):
                         f"Event {e.key!r} at revision {e.revision} is stored already.",
                         code="invalid_body",
                     )
+            if freed:
+                tokens = sorted(freed)
+                await conn.execute(queries.LOCK_USAGE, tokens)
+                await conn.execute(queries.FREE_USAGE, tokens, [freed[t] for t in tokens])
             rows = {
                 r["key"]: Current(
                     r["value"],

@@ -259,6 +259,19 @@ CROSS JOIN LATERAL (
     ORDER BY revision DESC LIMIT 1
 ) AS e
 """
+# A restore: the owned rows it replaces (those of keys $2, or all with $3), and the bytes it
+# frees from their tokens, whose rows are locked in sorted order first (migration 0006).
+OWNED_IN = """
+SELECT key, value, token_id FROM current
+WHERE namespace = $1 AND token_id IS NOT NULL AND ($3 OR key = ANY ($2::text[]))
+"""
+LOCK_USAGE = """
+SELECT token_id FROM token_usage WHERE token_id = ANY ($1::text[]) ORDER BY token_id FOR UPDATE
+"""
+FREE_USAGE = """
+UPDATE token_usage tu SET live_bytes = greatest(0, tu.live_bytes - f.size)
+FROM unnest($1::text[], $2::bigint[]) AS f(id, size) WHERE tu.token_id = f.id
+"""
 CURRENT_OF_KEYS = """
 SELECT k.key, c.value, c.version, c.created_revision, c.created_at, c.expires_at
 FROM unnest($2::text[]) AS k(key)

@@ -84,6 +84,7 @@ from .base import (
     check_revision,
     decoded,
     outcome_of,
+    owned_bytes,
     plan_commit,
     plan_restore,
     replay,
@@ -137,6 +138,7 @@ GET_ROW = (
     "SELECT value, version, created_revision, created_at, expires_at, token_id FROM current"
     " WHERE namespace = ? AND key = ?"
 )
+KEYS_OWNED = "SELECT key FROM current WHERE namespace = ? AND token_id IS NOT NULL"
 GET_USAGE = "SELECT quota_day, writes, live_bytes FROM token_usage WHERE token_id = ?"
 
 CHANGED_SINCE = (
@@ -656,6 +658,10 @@ class SQLiteStore(Store):
 
         def op(batch: _Batch) -> int:
             conn = batch.conn
+            # The replaced rows' bytes leave their tokens (all of them when replacing).
+            keys = sorted({e.key for e in events})
+            every = [r[0] for r in conn.execute(KEYS_OWNED, (namespace,))] if replace else []
+            freed = owned_bytes(self._rows(conn, namespace, sorted({*keys, *every})))
             if replace:
                 for table, column in RESTORE_TABLES:
                     conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (namespace,))
@@ -667,7 +673,10 @@ class SQLiteStore(Store):
                         f"Event {e.key!r} at revision {e.revision} is stored already.",
                         code="invalid_body",
                     )
-            keys = sorted({e.key for e in events})
+            conn.executemany(
+                "UPDATE token_usage SET live_bytes = max(0, live_bytes - ?) WHERE token_id = ?",
+                [(size, token) for token, size in sorted(freed.items())],
+            )
             ns = batch.ns(namespace)
             state, after = plan_restore(
                 ns,
