@@ -358,9 +358,13 @@ def error_for(response: Response, request: Request) -> BotWireError:
     if status == 429 or code == "write_quota_exceeded":
         retry_after = _retry_after(response, body)
         when = f" in {retry_after} seconds" if retry_after is not None else " later"
+        setting = (
+            "BOTWIRE_TOKEN_WRITES_PER_DAY"
+            if code == "token_quota_exceeded"
+            else "BOTWIRE_WRITES_PER_DAY"
+        )
         return QuotaExceeded(
-            f"{said} Reads still work; retry the write{when}, or raise BOTWIRE_WRITES_PER_DAY "
-            "on the server.",
+            f"{said} Reads still work; retry the write{when}, or raise {setting} on the server.",
             retry_after=retry_after,
             **kw,
         )

@@ -5,10 +5,12 @@
     BotWireError                      anything the client raises on purpose (.status, .code, .body)
     ├── ConflictError                 409 version_conflict; .current_version (0: the key is absent)
     │                                 409 batch_conflict; also .conflicts (index, key, version)
-    ├── QuotaExceeded                 429 write_quota_exceeded; .retry_after (seconds)
+    ├── QuotaExceeded                 429 write_quota_exceeded / token_quota_exceeded;
+    │                                 .retry_after (seconds)
     ├── InvalidRequest (ValueError)   400 / 405 / 415: bad name, parameter, cursor, body
     │   ├── FutureRevision            400 future_revision; .head
-    │   └── TooLarge                  413 value_too_large / namespace_full
+    │   └── TooLarge                  413 value_too_large / namespace_full /
+    │                                 token_storage_full
     ├── AuthError                     401 unauthenticated: no token, or an unknown, expired or
     │                                 revoked one
     ├── ForbiddenError                403 forbidden: the token's grants do not cover the request

@@ -18,10 +18,10 @@ One handler (``botwire_server.http.errors``) renders any of them as the canonica
     ├── BatchConflict (409 batch_conflict; carries conflicts: [{index, key, current_version}])
     ├── Exists (409 channel_exists, registration_conflict)
     ├── RevisionCompacted (410 revision_compacted; carries oldest_revision)
-    ├── PayloadTooLarge (413 value_too_large, namespace_full)
+    ├── PayloadTooLarge (413 value_too_large, namespace_full, token_storage_full)
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── IdempotencyKeyReused (422 idempotency_key_reused: same Idempotency-Key, other request)
-    ├── QuotaExceeded (429 write_quota_exceeded; carries retry_after)
+    ├── QuotaExceeded (429 write_quota_exceeded, token_quota_exceeded; carries retry_after)
     ├── HeadersTooLarge (431 headers_too_large)
     ├── Unavailable (503 database_unavailable, shutting_down, too_many_connections)
     └── DiskFull (507 disk_full)
@@ -186,7 +186,7 @@ class RevisionCompacted(BotWireServerError):
 class PayloadTooLarge(BotWireServerError):
     status = 413
     default_code = "value_too_large"
-    codes = ("value_too_large", "namespace_full", "entry_too_large")
+    codes = ("value_too_large", "namespace_full", "entry_too_large", "token_storage_full")
     fields = ("limit",)
 
 
@@ -212,14 +212,23 @@ class IdempotencyKeyReused(BotWireServerError):
 class QuotaExceeded(BotWireServerError):
     status = 429
     default_code = "write_quota_exceeded"
+    codes = ("write_quota_exceeded", "token_quota_exceeded")
     fields = ("retry_after",)
 
-    def __init__(self, limit: int, retry_after: int) -> None:
-        super().__init__(
-            f"This namespace has used its {limit} writes for today (UTC); "
-            f"retry after {retry_after} seconds.",
-            retry_after=retry_after,
-        )
+    def __init__(self, limit: int, retry_after: int, *, token: bool = False) -> None:
+        if token:
+            super().__init__(
+                f"This token has used its {limit} writes for today (UTC), across all its "
+                f"namespaces; retry after {retry_after} seconds.",
+                code="token_quota_exceeded",
+                retry_after=retry_after,
+            )
+        else:
+            super().__init__(
+                f"This namespace has used its {limit} writes for today (UTC); "
+                f"retry after {retry_after} seconds.",
+                retry_after=retry_after,
+            )
         self.retry_after = retry_after
 
 

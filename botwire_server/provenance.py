@@ -84,7 +84,10 @@ def stamp(who: Principal, meta: Provenance, *, ttl_seconds: float) -> Provenance
         idem = msgspec.structs.replace(
             idem, key=f"{who.id}/{idem.key}", ttl=max(1, round(ttl_seconds * MICROS))
         )
-    return msgspec.structs.replace(meta, actor=actor, actor_id=who.id or None, idempotency=idem)
+    # actor_id: the stored token whose per-token limits the write counts against; None for
+    # the operator's BOTWIRE_ADMIN_TOKEN (not stored: unlimited) and with auth off.
+    actor_id = who.id if who.id and who.stored else None
+    return msgspec.structs.replace(meta, actor=actor, actor_id=actor_id, idempotency=idem)
 
 
 __all__ = [

@@ -35,12 +35,20 @@ class Limits:
     writes_per_day: int = 0
     namespace_max_bytes: int = 52_428_800
     value_max_bytes: int = 102_400
+    # Per token (a tenant), across all its namespaces; the operator's admin token and writes
+    # without a token are not counted.
+    token_writes_per_day: int = 0
+    token_max_bytes: int = 0
 
 
 # ``BOTWIRE_LIMITS=free-tier``: the seeds' free tier in one setting; explicit limits override it.
 LIMIT_PRESETS: dict[str, Limits] = {
     "free-tier": Limits(
-        writes_per_day=1000, namespace_max_bytes=52_428_800, value_max_bytes=102_400
+        writes_per_day=1000,
+        namespace_max_bytes=52_428_800,
+        value_max_bytes=102_400,
+        token_writes_per_day=1000,
+        token_max_bytes=52_428_800,
     ),
 }
 
@@ -245,11 +253,24 @@ VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
         "Bytes of one encoded value; 0 = unlimited.",
     ),
     (
+        "BOTWIRE_TOKEN_WRITES_PER_DAY",
+        "limits.token_writes_per_day",
+        _int(0),
+        "Writes per token per UTC day, across all namespaces; 0 = unlimited.",
+    ),
+    (
+        "BOTWIRE_TOKEN_MAX_BYTES",
+        "limits.token_max_bytes",
+        _int(0),
+        "Live bytes (keys + values) of the current values a token last wrote, across all "
+        "namespaces; 0 = unlimited.",
+    ),
+    (
         "BOTWIRE_LIMITS",
         "limits_preset",
         _preset,
-        "`free-tier`: 1000 writes/day, 50 MB per namespace, 100 KB per value; explicit "
-        "limits override it.",
+        "`free-tier`: 1000 writes/day, 50 MB per namespace, 100 KB per value, and per "
+        "token 1000 writes/day and 50 MB; explicit limits override it.",
     ),
     ("BOTWIRE_POOL_MIN", "pool_min", _int(1), "PostgreSQL: connections kept open."),
     ("BOTWIRE_POOL_MAX", "pool_max", _int(1), "PostgreSQL: most connections per server."),

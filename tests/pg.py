@@ -28,7 +28,7 @@ ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-TABLES = ("namespaces", "revisions", "events", "current", "tokens")
+TABLES = ("namespaces", "revisions", "events", "current", "tokens", "token_usage")
 
 
 def url_for(database: str) -> str:

@@ -179,6 +179,17 @@ def test_error_codes_map_to_the_tree(
     assert str(caught.value).endswith((".", ")")) and len(str(caught.value)) > 20
 
 
+def test_a_token_quota_names_the_token_setting() -> None:
+    memory = mock(lambda request: error(429, "token_quota_exceeded", retry_after=5))
+    with pytest.raises(QuotaExceeded) as caught:
+        memory.set("k", 1)
+    assert caught.value.code == "token_quota_exceeded" and caught.value.retry_after == 5
+    assert str(caught.value).endswith(
+        "Reads still work; retry the write in 5 seconds, or raise "
+        "BOTWIRE_TOKEN_WRITES_PER_DAY on the server."
+    )
+
+
 def test_quota_retry_after_falls_back_to_the_header() -> None:
     memory = mock(lambda r: httpx.Response(429, json={"code": "x"}, headers={"Retry-After": "12"}))
     with pytest.raises(QuotaExceeded) as caught:

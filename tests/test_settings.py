@@ -25,6 +25,8 @@ SAMPLES: dict[str, tuple[str, Any, list[str]]] = {
     "BOTWIRE_WRITES_PER_DAY": ("0", 0, ["-5", "many", "1e3"]),
     "BOTWIRE_NAMESPACE_MAX_BYTES": ("1048576", 1_048_576, ["-1", "1MB"]),
     "BOTWIRE_VALUE_MAX_BYTES": ("2048", 2048, ["-1", "2 KB"]),
+    "BOTWIRE_TOKEN_WRITES_PER_DAY": ("500", 500, ["-1", "lots", "5.5"]),
+    "BOTWIRE_TOKEN_MAX_BYTES": ("1048576", 1_048_576, ["-1", "1MB"]),
     "BOTWIRE_POOL_MIN": ("2", 2, ["0", "x"]),
     "BOTWIRE_POOL_MAX": ("20", 20, ["0", "ten"]),
     "BOTWIRE_STATEMENT_TIMEOUT_MS": ("250", 250, ["-1", "fast"]),
@@ -116,17 +118,26 @@ def test_writes_per_day_is_unlimited_by_default() -> None:
 def test_free_tier_preset_and_explicit_limits_over_it() -> None:
     free = load({"BOTWIRE_LIMITS": "free-tier"})
     assert free.limits == Limits(
-        writes_per_day=1000, namespace_max_bytes=52_428_800, value_max_bytes=102_400
+        writes_per_day=1000,
+        namespace_max_bytes=52_428_800,
+        value_max_bytes=102_400,
+        token_writes_per_day=1000,
+        token_max_bytes=52_428_800,
     )
     mixed = load(
         {
             "BOTWIRE_LIMITS": " free-tier ",
             "BOTWIRE_WRITES_PER_DAY": "0",
             "BOTWIRE_VALUE_MAX_BYTES": "5",
+            "BOTWIRE_TOKEN_WRITES_PER_DAY": "0",
         }
     )
     assert mixed.limits == Limits(
-        writes_per_day=0, namespace_max_bytes=52_428_800, value_max_bytes=5
+        writes_per_day=0,
+        namespace_max_bytes=52_428_800,
+        value_max_bytes=5,
+        token_writes_per_day=0,
+        token_max_bytes=52_428_800,
     )
 
 

@@ -48,7 +48,10 @@ The rules of a commit, and where each one lives:
 - *created_revision*: kept by a set of a present key, new otherwise.
 - *Limits*: the namespace's live bytes may not grow past ``namespace_max_bytes``; the day's
   write count (one per set or delete, one per rollback, none for checks or expiries) may not
-  pass ``writes_per_day``. A refused or empty commit counts nothing.
+  pass ``writes_per_day``. A refused or empty commit counts nothing. The same count is spent
+  on the writer's token (``Provenance.actor_id``), across all its namespaces, up to
+  ``token_writes_per_day``; and the token that last set a value owns its bytes (a set by
+  another token moves them, a delete or an expiry frees them), up to ``token_max_bytes``.
 
 For the in-memory and SQLite stores these rules live in ONE Python function, ``plan_commit``
 below: each backend only reads the rows it needs and stores the plan. PostgreSQL applies the
@@ -788,6 +791,17 @@ class Current(msgspec.Struct, frozen=True):
     created_revision: int
     created_at: int
     expires_at: int | None = None
+    token: str | None = None  # the id of the token that last wrote it (None: no token)
+
+
+@dataclass(slots=True)
+class TokenState:
+    """A token's usage row (``token_usage``): its writes on UTC day ``day`` and the live bytes
+    of the current values it last wrote, across all namespaces."""
+
+    day: int = -1
+    writes: int = 0
+    live_bytes: int = 0
 
 
 class Planned(msgspec.Struct, frozen=True):
@@ -812,6 +826,8 @@ class Plan:
     ns: NsState
     results: list[Applied]
     meta: Provenance = NO_PROVENANCE  # stamped on every event
+    # The usage rows of the tokens the commit changes, after it (store each one).
+    tokens: dict[str, TokenState] = dataclasses.field(default_factory=dict)
 
     def committed(self) -> Committed:
         return Committed(self.revision, self.at, self.results, bool(self.events))
@@ -856,12 +872,18 @@ def plan_commit(
     *,
     cost: int | None = None,
     meta: Provenance = NO_PROVENANCE,
+    tokens: Mapping[str, TokenState] | None = None,
 ) -> Plan:
     """Apply the commit rules to ``writes`` given the namespace row ``ns`` and the current
     rows of their keys. Raises ``BatchConflict``, ``PayloadTooLarge`` or ``QuotaExceeded``
     before anything is written. ``cost``: writes counted against the daily quota (default:
-    one per set and delete; a rollback counts one). ``meta``: the commit's provenance; its
-    ``actor_id`` is where a per-token rule would be checked, next to the namespace quota."""
+    one per set and delete; a rollback counts one). ``meta``: the commit's provenance.
+
+    Per-token limits: ``meta.actor_id`` (the writer's token; None: no token, or the
+    operator's admin token) spends the same count on its own daily quota and becomes the
+    owner of the values it sets; a set, delete or expiry frees the old value's bytes from its
+    owner (``Current.token``). ``tokens``: the usage rows of the writer and of those owners
+    (missing: a fresh row); the rows after the commit come back in ``Plan.tokens``."""
     at = max(now, ns.last_at)  # commit times never go backwards
     revision = ns.revision + 1
     conflicts: list[tuple[int, str, int]] = []
@@ -878,6 +900,8 @@ def plan_commit(
         raise BatchConflict(conflicts)
 
     live_bytes, live_keys = ns.live_bytes, ns.live_keys
+    writer = meta.actor_id
+    owned: dict[str, int] = {}  # token -> change of its live bytes
     events: list[Planned] = []
     results: list[Applied] = []
     counted = 0
@@ -898,10 +922,14 @@ def plan_commit(
         if row is not None:  # the stored row goes, expired or not
             live_bytes -= entry_bytes(w.key, row.value)
             live_keys -= 1
+            if row.token is not None:
+                owned[row.token] = owned.get(row.token, 0) - entry_bytes(w.key, row.value)
         if w.op == "set":
             assert w.value is not None
             live_bytes += entry_bytes(w.key, w.value)
             live_keys += 1
+            if writer is not None:
+                owned[writer] = owned.get(writer, 0) + entry_bytes(w.key, w.value)
             created = (row.created_revision, row.created_at) if alive and row else (revision, at)
             expires = at + w.ttl if w.ttl is not None else w.expires_at
             events.append(Planned(w.key, "set", w.value, created[0], created[1], expires))
@@ -922,7 +950,59 @@ def plan_commit(
         used = quota_after(limits, day=day, quota_day=quota_day, quota_used=used, at=at, cost=spend)
         quota_day = day
     after = NsState(revision, ns.oldest, live_keys, live_bytes, at, quota_day, used)
-    return Plan(revision, at, events, after, results, meta)
+    usage = token_usage(limits, tokens or {}, writer, owned, spend, at)
+    return Plan(revision, at, events, after, results, meta, usage)
+
+
+def owned_bytes(rows: Mapping[str, Current | None]) -> dict[str, int]:
+    """Each owning token's bytes among ``rows`` (keyed by key): what a restore that replaces
+    these rows frees from those tokens (a restored value belongs to no token)."""
+    out: dict[str, int] = {}
+    for key, row in rows.items():
+        if row is not None and row.token is not None:
+            out[row.token] = out.get(row.token, 0) + entry_bytes(key, row.value)
+    return out
+
+
+def tokens_of(current: Mapping[str, Current | None], meta: Provenance) -> list[str]:
+    """The tokens whose usage rows a commit may change, sorted: the writer and the owners of
+    the rows it touches (``plan_commit``'s ``tokens``)."""
+    ids = {row.token for row in current.values() if row is not None and row.token is not None}
+    if meta.actor_id is not None:
+        ids.add(meta.actor_id)
+    return sorted(ids)
+
+
+def token_usage(
+    limits: Limits,
+    tokens: Mapping[str, TokenState],
+    writer: str | None,
+    owned: Mapping[str, int],
+    spend: int,
+    at: int,
+) -> dict[str, TokenState]:
+    """The usage rows after a commit at ``at`` that ``writer`` makes, spending ``spend``
+    writes and changing each token's live bytes by ``owned``; or ``QuotaExceeded`` /
+    ``PayloadTooLarge`` when the writer passes its daily writes or grows past its bytes."""
+    after: dict[str, TokenState] = {}
+    for token, delta in owned.items():
+        if delta:
+            old = tokens.get(token) or TokenState()
+            after[token] = TokenState(old.day, old.writes, max(0, old.live_bytes + delta))
+    if writer is None:
+        return after
+    old = tokens.get(writer) or TokenState()
+    mine = after.get(writer) or TokenState(old.day, old.writes, old.live_bytes)
+    check_token_bytes(limits, mine.live_bytes, old.live_bytes)
+    if spend:
+        day = at // DAY_MICROS
+        used = mine.writes if mine.day == day else 0
+        if limits.token_writes_per_day and used + spend > limits.token_writes_per_day:
+            raise token_quota_exceeded(limits, at)
+        mine = TokenState(day, used + spend, mine.live_bytes)
+    if mine != old:
+        after[writer] = mine
+    return after
 
 
 def plan_restore(
@@ -1107,6 +1187,29 @@ def quota_after(
         retry_after = max(1, -(-((day + 1) * DAY_MICROS - at) // MICROS))
         raise QuotaExceeded(limits.writes_per_day, retry_after)
     return used + cost
+
+
+def retry_after_midnight(at: int) -> int:
+    """Whole seconds from ``at`` to the next midnight UTC, at least 1."""
+    return max(1, -(-((at // DAY_MICROS + 1) * DAY_MICROS - at) // MICROS))
+
+
+def token_quota_exceeded(limits: Limits, at: int) -> QuotaExceeded:
+    """The refusal of a write at ``at`` by a token that has used its daily writes."""
+    return QuotaExceeded(limits.token_writes_per_day, retry_after_midnight(at), token=True)
+
+
+def check_token_bytes(limits: Limits, new_total: int, old_total: int) -> None:
+    """Refuse a write that grows its token's live bytes past its limit (shrinking is always
+    allowed)."""
+    if limits.token_max_bytes and new_total > limits.token_max_bytes and new_total > old_total:
+        raise PayloadTooLarge(
+            f"This token's values would hold {new_total} bytes across its namespaces, "
+            f"over its limit of {limits.token_max_bytes}. Delete keys it wrote or store "
+            "smaller values.",
+            code="token_storage_full",
+            limit=limits.token_max_bytes,
+        )
 
 
 def check_namespace_bytes(limits: Limits, new_total: int, old_total: int) -> None:

@@ -8,7 +8,7 @@ Writes go through ``base.plan_commit``, the one home of the commit rules outside
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -35,18 +35,21 @@ from .base import (
     Store,
     StoredOutcome,
     TokenRecord,
+    TokenState,
     Write,
     check_after,
     check_limit,
     check_revision,
     decoded,
     outcome_of,
+    owned_bytes,
     plan_commit,
     plan_restore,
     replay,
     revert_writes,
     rollback_writes,
     to_micros,
+    tokens_of,
     visible,
 )
 
@@ -66,6 +69,7 @@ class _Namespace:
     created: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     runs: dict[str, list[Event]] = field(default_factory=dict)  # the run index, oldest first
     outcomes: dict[str, StoredOutcome] = field(default_factory=dict)  # idempotency key -> outcome
+    owners: dict[str, str] = field(default_factory=dict)  # key -> the token that last wrote it
 
     @property
     def revision(self) -> int:
@@ -80,6 +84,7 @@ class MemoryStore(Store):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._namespaces: dict[str, _Namespace] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        self._usage: dict[str, TokenState] = {}  # token id -> its usage (per-token limits)
 
     async def open(self) -> None:
         pass
@@ -164,9 +169,15 @@ class MemoryStore(Store):
                         plan.at,
                         p.expires_at,
                     )
+                    if meta.actor_id is None:
+                        ns.owners.pop(p.key, None)
+                    else:
+                        ns.owners[p.key] = meta.actor_id
                 else:
                     ns.current.pop(p.key, None)
+                    ns.owners.pop(p.key, None)
             ns.state = plan.ns
+            self._usage.update(plan.tokens)
             self.notify(namespace, plan.revision)
         return plan.committed()
 
@@ -183,9 +194,15 @@ class MemoryStore(Store):
                     item.created_revision,
                     item.created_at,
                     item.expires_at,
+                    ns.owners.get(key),
                 )
             )
         return rows
+
+    def _tokens_for(
+        self, rows: Mapping[str, Current | None], meta: Provenance
+    ) -> dict[str, TokenState]:
+        return {t: self._usage[t] for t in tokens_of(rows, meta) if t in self._usage}
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -208,7 +225,10 @@ class MemoryStore(Store):
 
         def work() -> Committed:
             rows = self._rows(ns, [w.key for w in writes])
-            plan = plan_commit(self.limits, ns.state, writes, rows, self.clock(), meta=meta)
+            tokens = self._tokens_for(rows, meta)
+            plan = plan_commit(
+                self.limits, ns.state, writes, rows, self.clock(), meta=meta, tokens=tokens
+            )
             return self._store(namespace, ns, plan)
 
         return self._idempotent(ns, meta, Committed, work)
@@ -249,7 +269,10 @@ class MemoryStore(Store):
         if not changes or dry_run:
             return RollbackResult(ns.revision, changes, dry_run)
         rows = self._rows(ns, [w.key for w in writes])
-        plan = plan_commit(self.limits, ns.state, writes, rows, at, cost=1, meta=meta)
+        tokens = self._tokens_for(rows, meta)
+        plan = plan_commit(
+            self.limits, ns.state, writes, rows, at, cost=1, meta=meta, tokens=tokens
+        )
         return RollbackResult(self._store(namespace, ns, plan).revision, changes, False)
 
     async def revert_run(
@@ -285,7 +308,10 @@ class MemoryStore(Store):
             if not changes or dry_run:
                 return RevertResult(ns.revision, changes, skipped, dry_run)
             rows = self._rows(ns, [w.key for w in writes])
-            plan = plan_commit(self.limits, ns.state, writes, rows, at, cost=1, meta=meta)
+            tokens = self._tokens_for(rows, meta)
+            plan = plan_commit(
+                self.limits, ns.state, writes, rows, at, cost=1, meta=meta, tokens=tokens
+            )
             return RevertResult(self._store(namespace, ns, plan).revision, changes, skipped, False)
 
         return self._idempotent(ns, meta, RevertResult, work)
@@ -389,6 +415,13 @@ class MemoryStore(Store):
         state, after = plan_restore(
             ns.state, events, rows, head=head, head_at=head_at, oldest=oldest
         )
+        # The replaced rows' bytes leave their tokens (all of them when replacing).
+        old = self._namespaces.get(namespace) if replace else ns
+        gone = self._rows(old, sorted(old.current if replace else rows)) if old else {}
+        for token, size in owned_bytes(gone).items():
+            use = self._usage.get(token)
+            if use is not None:
+                self._usage[token] = TokenState(use.day, use.writes, max(0, use.live_bytes - size))
         for e in events:
             # commit_times[i] is the time of revision i + 1; revisions that a compaction
             # removed entirely keep the time of the one before them.
@@ -411,6 +444,7 @@ class MemoryStore(Store):
         while len(ns.commit_times) < state.revision:
             ns.commit_times.append(head_at)
         for key, row in after.items():
+            ns.owners.pop(key, None)  # restored values belong to no token
             if row is None:
                 ns.current.pop(key, None)
             else:

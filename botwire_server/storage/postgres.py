@@ -84,8 +84,10 @@ from .base import (
     check_limit,
     check_namespace_bytes,
     check_revision,
+    check_token_bytes,
     decoded,
     outcome_of,
+    owned_bytes,
     plan_restore,
     quota_after,
     replay,
@@ -93,6 +95,7 @@ from .base import (
     rollback_writes,
     system_clock,
     to_micros,
+    token_quota_exceeded,
     visible,
 )
 from .migrations import migration_files
@@ -116,7 +119,8 @@ MAX_GROUP = 256
 # Most gets one grouped read answers with one statement.
 MAX_READ_GROUP = 128
 # Status codes of the botwire_commit function (migrations/postgres/0003_commit_function.sql).
-_DONE, _CONFLICT, _FULL, _QUOTA, _REFUSED = 0, 1, 3, 4, 5
+# 6 and 7: the writer's token is over its bytes or its day's writes (migration 0006).
+_DONE, _CONFLICT, _FULL, _QUOTA, _REFUSED, _TOKEN_FULL, _TOKEN_QUOTA = 0, 1, 3, 4, 5, 6, 7
 _OPS: dict[int, EventOp] = {SET: "set", DELETE: "delete", EXPIRE: "expire"}
 
 
@@ -554,7 +558,7 @@ class PostgresStore(Store):
         *,
         metas: Sequence[Provenance],
     ) -> tuple[Any, ...]:
-        """The arguments of ``botwire_commit`` for ``commits`` (see migrations 0003, 0005),
+        """The arguments of ``botwire_commit`` for ``commits`` (see migrations 0003, 0005, 0006),
         ``metas`` holding each commit's provenance."""
         writes = [(number, w) for number, ws in enumerate(commits, 1) for w in ws]
         limits = self.limits
@@ -577,6 +581,8 @@ class PostgresStore(Store):
             [m.run for m in metas],
             [m.agent for m in metas],
             [m.reason for m in metas],
+            limits.token_writes_per_day or 0,
+            limits.token_max_bytes or 0,
         )
 
     async def _apply_plain(self, namespace: str, plains: Sequence[Plain]) -> list[Outcome]:
@@ -634,6 +640,11 @@ class PostgresStore(Store):
             quota_after(
                 self.limits, day=day, quota_day=day, quota_used=self.limits.writes_per_day, at=at
             )
+        if _TOKEN_FULL in statuses:
+            row = rows[0]
+            check_token_bytes(self.limits, row["w_detail"], row["w_detail2"])
+        if _TOKEN_QUOTA in statuses:
+            raise token_quota_exceeded(self.limits, rows[0]["w_at"])
         if statuses != {_DONE}:
             raise AssertionError(f"botwire_commit returned the statuses {statuses}")
         results: list[Applied] = []
@@ -842,6 +853,13 @@ class PostgresStore(Store):
         keys = sorted({e.key for e in events})
 
         async def work(conn: Any) -> int:
+            # The replaced rows' bytes leave their tokens (all of them when replacing); the
+            # token rows are locked in sorted order once the namespace is locked, as
+            # botwire_commit does (migration 0006).
+            owners = await conn.fetch(queries.OWNED_IN, namespace, keys, replace)
+            freed = owned_bytes(
+                {r["key"]: Current(r["value"], 0, 0, 0, None, r["token_id"]) for r in owners}
+            )
             if replace:
                 for table, column in queries.RESTORE_TABLES:
                     await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", namespace)
@@ -854,6 +872,10 @@ class PostgresStore(Store):
                         f"Event {e.key!r} at revision {e.revision} is stored already.",
                         code="invalid_body",
                     )
+            if freed:
+                tokens = sorted(freed)
+                await conn.execute(queries.LOCK_USAGE, tokens)
+                await conn.execute(queries.FREE_USAGE, tokens, [freed[t] for t in tokens])
             rows = {
                 r["key"]: Current(
                     r["value"],

@@ -30,11 +30,12 @@ JOIN current c ON c.namespace = k.namespace AND c.key = k.key
 """
 # A group of commits to one namespace, locked, checked and written in one call (one round
 # trip); one result row per write, in order. See migrations/postgres/0003_commit_function.sql.
-# See migrations/postgres/0003_commit_function.sql, and 0005 for the provenance arguments.
+# See migrations/postgres/0003_commit_function.sql, 0005 for the provenance arguments and
+# 0006 for the per-token limits.
 COMMIT = """
 SELECT * FROM botwire_commit($1, $2, $3, $4, $5::integer[], $6::smallint[], $7::text[],
     $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::integer[],
-    $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19, $20)
 """
 # The provenance columns every event read returns (after its own columns).
 PROVENANCE = "actor, run, agent, reason"
@@ -258,6 +259,19 @@ CROSS JOIN LATERAL (
     ORDER BY revision DESC LIMIT 1
 ) AS e
 """
+# A restore: the owned rows it replaces (those of keys $2, or all with $3), and the bytes it
+# frees from their tokens, whose rows are locked in sorted order first (migration 0006).
+OWNED_IN = """
+SELECT key, value, token_id FROM current
+WHERE namespace = $1 AND token_id IS NOT NULL AND ($3 OR key = ANY ($2::text[]))
+"""
+LOCK_USAGE = """
+SELECT token_id FROM token_usage WHERE token_id = ANY ($1::text[]) ORDER BY token_id FOR UPDATE
+"""
+FREE_USAGE = """
+UPDATE token_usage tu SET live_bytes = greatest(0, tu.live_bytes - f.size)
+FROM unnest($1::text[], $2::bigint[]) AS f(id, size) WHERE tu.token_id = f.id
+"""
 CURRENT_OF_KEYS = """
 SELECT k.key, c.value, c.version, c.created_revision, c.created_at, c.expires_at
 FROM unnest($2::text[]) AS k(key)
@@ -279,7 +293,8 @@ FROM unnest($2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $
             $8::bigint[]) AS t(k, v, ver, cr, ca, ua, ea)
 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,
     created_revision = excluded.created_revision, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, expires_at = excluded.expires_at
+    updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+    token_id = NULL  -- a restored value belongs to no token (README, per-token limits)
 """
 RESTORE_TABLES = (
     ("events", "namespace"),

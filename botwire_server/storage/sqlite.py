@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +76,7 @@ from .base import (
     Store,
     StoredOutcome,
     TokenRecord,
+    TokenState,
     Usage,
     Write,
     check_after,
@@ -83,6 +84,7 @@ from .base import (
     check_revision,
     decoded,
     outcome_of,
+    owned_bytes,
     plan_commit,
     plan_restore,
     replay,
@@ -90,6 +92,7 @@ from .base import (
     rollback_writes,
     system_clock,
     to_micros,
+    tokens_of,
     visible,
 )
 from .migrations import migration_files
@@ -132,9 +135,11 @@ def sqlite_path(url: str) -> Path:
 # event of the namespace instead of only those after the target.
 GET_CURRENT = f"SELECT {CURRENT_COLUMNS} FROM current WHERE namespace = ? AND key = ?"
 GET_ROW = (
-    "SELECT value, version, created_revision, created_at, expires_at FROM current"
+    "SELECT value, version, created_revision, created_at, expires_at, token_id FROM current"
     " WHERE namespace = ? AND key = ?"
 )
+KEYS_OWNED = "SELECT key FROM current WHERE namespace = ? AND token_id IS NOT NULL"
+GET_USAGE = "SELECT quota_day, writes, live_bytes FROM token_usage WHERE token_id = ?"
 
 CHANGED_SINCE = (
     "SELECT key FROM events INDEXED BY events_by_revision WHERE namespace = ? AND revision > ?"
@@ -431,6 +436,18 @@ class SQLiteStore(Store):
             rows[key] = None if row is None else Current(bytes(row[0]), *row[1:])
         return rows
 
+    @staticmethod
+    def _usage(
+        conn: sqlite3.Connection, rows: Mapping[str, Current | None], meta: Provenance
+    ) -> dict[str, TokenState]:
+        """The usage rows of the tokens a commit may change (``base.tokens_of``)."""
+        usage: dict[str, TokenState] = {}
+        for token in tokens_of(rows, meta):
+            row = conn.execute(GET_USAGE, (token,)).fetchone()
+            if row is not None:
+                usage[token] = TokenState(*row)
+        return usage
+
     def _store_plan(self, batch: _Batch, namespace: str, plan: Plan) -> Committed:
         """Write ``plan`` (from ``base.plan_commit``): the revision, its events, the current
         rows and the namespace row. Statements only: every rule was applied by the plan."""
@@ -459,19 +476,27 @@ class SQLiteStore(Store):
             conn.executemany("DELETE FROM current WHERE namespace = ? AND key = ?", removed)
         stored = [
             (namespace, p.key, p.value, revision, p.created_revision, p.created_at, at)
-            + (p.expires_at,)
+            + (p.expires_at, meta.actor_id)
             for p in plan.events
             if p.op == "set"
         ]
         if stored:
             conn.executemany(
                 "INSERT INTO current (namespace, key, value, version, created_revision,"
-                " created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " created_at, updated_at, expires_at, token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
                 " version = excluded.version, created_revision = excluded.created_revision,"
                 " created_at = excluded.created_at, updated_at = excluded.updated_at,"
-                " expires_at = excluded.expires_at",
+                " expires_at = excluded.expires_at, token_id = excluded.token_id",
                 stored,
+            )
+        if plan.tokens:
+            conn.executemany(
+                "INSERT INTO token_usage (token_id, quota_day, writes, live_bytes)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET"
+                " quota_day = excluded.quota_day, writes = excluded.writes,"
+                " live_bytes = excluded.live_bytes",
+                [(t, u.day, u.writes, u.live_bytes) for t, u in sorted(plan.tokens.items())],
             )
         batch.put(namespace, plan.ns)
         batch.heads[namespace] = revision
@@ -517,7 +542,8 @@ class SQLiteStore(Store):
         def op(batch: _Batch) -> Committed:
             rows = self._rows(batch.conn, namespace, [w.key for w in writes])
             ns = batch.ns(namespace)
-            plan = plan_commit(self.limits, ns, writes, rows, self.clock(), meta=meta)
+            usage = self._usage(batch.conn, rows, meta)
+            plan = plan_commit(self.limits, ns, writes, rows, self.clock(), meta=meta, tokens=usage)
             return self._store_plan(batch, namespace, plan)
 
         return self._idempotent(namespace, meta, Committed, op)
@@ -553,7 +579,8 @@ class SQLiteStore(Store):
             if not changes or dry_run:
                 return RevertResult(ns.revision, changes, skipped, dry_run)
             rows = self._rows(conn, namespace, [w.key for w in writes])
-            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1, meta=meta)
+            usage = self._usage(conn, rows, meta)
+            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1, meta=meta, tokens=usage)
             revision = self._store_plan(batch, namespace, plan).revision
             return RevertResult(revision, changes, skipped, False)
 
@@ -592,7 +619,8 @@ class SQLiteStore(Store):
             if not changes or dry_run:
                 return RollbackResult(ns.revision, changes, dry_run)
             rows = self._rows(conn, namespace, [w.key for w in writes])
-            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1, meta=meta)
+            usage = self._usage(conn, rows, meta)
+            plan = plan_commit(self.limits, ns, writes, rows, now, cost=1, meta=meta, tokens=usage)
             return RollbackResult(self._store_plan(batch, namespace, plan).revision, changes, False)
 
         return self._idempotent(namespace, meta, RollbackResult, op)
@@ -630,6 +658,10 @@ class SQLiteStore(Store):
 
         def op(batch: _Batch) -> int:
             conn = batch.conn
+            # The replaced rows' bytes leave their tokens (all of them when replacing).
+            keys = sorted({e.key for e in events})
+            every = [r[0] for r in conn.execute(KEYS_OWNED, (namespace,))] if replace else []
+            freed = owned_bytes(self._rows(conn, namespace, sorted({*keys, *every})))
             if replace:
                 for table, column in RESTORE_TABLES:
                     conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (namespace,))
@@ -641,7 +673,10 @@ class SQLiteStore(Store):
                         f"Event {e.key!r} at revision {e.revision} is stored already.",
                         code="invalid_body",
                     )
-            keys = sorted({e.key for e in events})
+            conn.executemany(
+                "UPDATE token_usage SET live_bytes = max(0, live_bytes - ?) WHERE token_id = ?",
+                [(size, token) for token, size in sorted(freed.items())],
+            )
             ns = batch.ns(namespace)
             state, after = plan_restore(
                 ns,
@@ -680,7 +715,7 @@ class SQLiteStore(Store):
                 " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
                 " version = excluded.version, created_revision = excluded.created_revision,"
                 " created_at = excluded.created_at, updated_at = excluded.updated_at,"
-                " expires_at = excluded.expires_at",
+                " expires_at = excluded.expires_at, token_id = NULL",  # no token's bytes
                 [
                     (namespace, k, r.value, r.version, r.created_revision, r.created_at)
                     + (updated[k], r.expires_at)
