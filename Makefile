@@ -58,7 +58,7 @@ format: $(STAMP)
 # items share one node id, and the loadscope/loadgroup modes would run only one of them.
 TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS)
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --durations=25
 
 # The long reliability runs (many crash cycles, long fuzzing), the container image test and the
 # web inspector's browser tests; .ci/run runs it after `make test`.
