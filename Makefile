@@ -101,8 +101,8 @@ $(VENV)/.bench-installed: $(STAMP) pyproject.toml $(LOCK)
 	$(PIP_INSTALL) -e '.[dev,bench]'
 	touch $@
 
-# The benchmark suite, ~10-15 minutes, then the operations figures (metrics cost, retention
-# under writes; OPS_ARGS, see python -m bench.ops --help), then the 10-minute soak (BENCH_SOAK=0 leaves it out);
+# The benchmark suite, ~10-15 minutes, then retention under writes (OPS_ARGS, see
+# python -m bench.ops --help), then the 10-minute soak (BENCH_SOAK=0 leaves it out);
 # options through BENCH_ARGS (e.g. BENCH_ARGS=--quick) or BENCH_* variables
 # (python -m bench --help). Needs root once, to install wrk.
 BENCH_SOAK ?= 1

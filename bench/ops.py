@@ -1,10 +1,7 @@
-"""Operations figures (``make bench`` runs it after the main suite; ``python -m bench.ops``):
+"""Operations figures (``make bench`` runs it after the main suite; ``python -m bench.ops``).
+What metrics and access lines cost a request is in the main suite (``bench/overhead.py``).
 
-1. **Metrics cost**: server CPU seconds per request for GET and PUT with ``BOTWIRE_METRICS=on``
-   and ``off`` (same log level), the servers alternated ``--repeats`` times; the target is under
-   3 % more with metrics on. The same for the access log (``BOTWIRE_LOG_LEVEL=info`` against
-   ``warning``) is printed for information.
-2. **Retention under writes**: a SQLite database with ``--retention-events`` events (default
+**Retention under writes**: a SQLite database with ``--retention-events`` events (default
    1,000,000) older than the retention, then a server with ``BOTWIRE_RETENTION`` whose first
    pass compacts them while PUTs run; p99 PUT latency during the pass against the same load
    without retention.
@@ -18,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from .load import HOT_KEY, NAMESPACE, LoadResult, run_load, wrk_path
-from .procs import ServerProcess, cpu_seconds, free_port, quota_free_env, server_argv
+from .load import LoadResult, run_load, wrk_path
+from .procs import ServerProcess, free_port, quota_free_env, server_argv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,73 +33,6 @@ def _serve(db: Path, env: dict[str, str], name: str) -> ServerProcess:
     port = free_port()
     server = ServerProcess(name, server_argv(port, f"sqlite:///{db}"), port, quota_free_env(env))
     return server.start()
-
-
-def _hot_key(url: str) -> None:
-    """The key the GET scenario reads."""
-    response = httpx.put(f"{url}/memory/{NAMESPACE}/{HOT_KEY}", json={"value": "x" * 198})
-    response.raise_for_status()
-
-
-def _cpu_per_request(
-    server: ServerProcess, scenario: str, args: argparse.Namespace, workdir: Path
-) -> tuple[float, LoadResult]:
-    before = cpu_seconds(server.pid)
-    result = run_load(
-        server.url,
-        scenario,
-        connections=args.connections,
-        duration=args.duration,
-        workdir=workdir,
-        generator=args.generator,
-    )
-    used = cpu_seconds(server.pid) - before
-    return used / max(1, result.requests), result
-
-
-def metrics_cost(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """CPU microseconds per request, median over repeats, for each configuration."""
-    configs = {
-        "metrics_on": {"BOTWIRE_METRICS": "on", "BOTWIRE_LOG_LEVEL": "warning"},
-        "metrics_off": {"BOTWIRE_METRICS": "off", "BOTWIRE_LOG_LEVEL": "warning"},
-        "access_log_on": {"BOTWIRE_METRICS": "on", "BOTWIRE_LOG_LEVEL": "info"},
-    }
-    samples: dict[str, dict[str, list[float]]] = {c: {"get": [], "put": []} for c in configs}
-    rps: dict[str, dict[str, list[float]]] = {c: {"get": [], "put": []} for c in configs}
-    for repeat in range(args.repeats):
-        for name, env in configs.items():
-            db = workdir / f"{name}-{repeat}.db"
-            with _serve(db, env, name) as server:
-                _hot_key(server.url)
-                for scenario in ("get", "put"):
-                    run_load(
-                        server.url,
-                        scenario,
-                        connections=args.connections,
-                        duration=args.warmup,
-                        workdir=workdir,
-                        generator=args.generator,
-                    )
-                    per, result = _cpu_per_request(server, scenario, args, workdir)
-                    samples[name][scenario].append(per * 1e6)
-                    rps[name][scenario].append(result.rps)
-    out: dict[str, Any] = {}
-    for name in configs:
-        out[name] = {
-            s: {
-                "cpu_us_per_request": round(statistics.median(v), 1),
-                "all": [round(x, 1) for x in v],
-                "rps": round(statistics.median(rps[name][s])),
-            }
-            for s, v in samples[name].items()
-        }
-    for scenario in ("get", "put"):
-        on = out["metrics_on"][scenario]["cpu_us_per_request"]
-        off = out["metrics_off"][scenario]["cpu_us_per_request"]
-        log = out["access_log_on"][scenario]["cpu_us_per_request"]
-        out[f"{scenario}_metrics_overhead_pct"] = round((on / off - 1) * 100, 1)
-        out[f"{scenario}_access_log_overhead_pct"] = round((log / on - 1) * 100, 1)
-    return out
 
 
 async def _build_old(db: Path, events: int, keys: int) -> None:
@@ -200,16 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         help="events aged out by the retention pass (BENCH_RETENTION_EVENTS, 1,000,000)",
     )
     p.add_argument("--retention-duration", type=float, default=20.0)
-    p.add_argument("--no-metrics", action="store_true", help="skip the metrics cost")
     p.add_argument("--no-retention", action="store_true", help="skip retention under writes")
     args = p.parse_args(argv)
     args.generator = "wrk" if wrk_path() else "python"
     report: dict[str, Any] = {"generator": args.generator, "connections": args.connections}
     with tempfile.TemporaryDirectory(prefix="botwire-ops-") as tmp:
         workdir = Path(tmp)
-        if not args.no_metrics:
-            report["metrics"] = metrics_cost(args, workdir)
-            print(json.dumps(report["metrics"], indent=2), flush=True)
         if not args.no_retention:
             report["retention"] = retention_under_writes(args, workdir)
             print(json.dumps(report["retention"], indent=2), flush=True)

@@ -6,9 +6,15 @@ repeat, like the HTTP matrix; each repeat's ratio is taken before the median, so
 work on a shared machine hits both. CPU per request, not requests/s: on two shared cores it is the
 figure that noise disturbs least.
 
-The token check: a GET with ``Authorization: Bearer bw_<id>_<secret>`` against ``BOTWIRE_AUTH=
-tokens`` (a token created in the database beforehand, as an operator does, so the check is the real
-one: parse, cache lookup, hash compare, grant match), over the same GET with auth off.
+The figures (``FIGURES``), each with ``BOTWIRE_LOG_LEVEL=warning`` on both sides unless the
+access line is what is measured:
+
+- token check: a GET with ``Authorization: Bearer bw_<id>_<secret>`` against ``BOTWIRE_AUTH=
+  tokens`` (a token created in the database beforehand, as an operator does, so the check is
+  the real one: parse, cache lookup, hash compare, grant match), over the same GET, auth off;
+- metrics: GETs and PUTs with ``BOTWIRE_METRICS=on`` over ``off``;
+- access line: GETs at ``BOTWIRE_LOG_LEVEL=info`` (the default: one line per request) over
+  ``warning`` (none), for information.
 """
 
 from __future__ import annotations
@@ -54,9 +60,25 @@ def create_token(db_url: str) -> str:
     return f"Bearer {token}"
 
 
+QUIET = {"BOTWIRE_LOG_LEVEL": "warning"}
 TOKEN_CHECK = (
-    Variant("auth off", {"BOTWIRE_AUTH": "off"}),
-    Variant("tokens", {"BOTWIRE_AUTH": "tokens"}, create_token),
+    Variant("auth off", {**QUIET, "BOTWIRE_AUTH": "off"}),
+    Variant("tokens", {**QUIET, "BOTWIRE_AUTH": "tokens"}, create_token),
+)
+METRICS = (
+    Variant("metrics off", {**QUIET, "BOTWIRE_METRICS": "off"}),
+    Variant("metrics on", {**QUIET, "BOTWIRE_METRICS": "on"}),
+)
+ACCESS_LINE = (
+    Variant("no access lines", QUIET),
+    Variant("access lines", {"BOTWIRE_LOG_LEVEL": "info"}),
+)
+# (name, scenario, baseline, variant): what ``make bench`` measures.
+FIGURES = (
+    ("token check", "get", *TOKEN_CHECK),
+    ("metrics", "get", *METRICS),
+    ("metrics", "put", *METRICS),
+    ("access line", "get", *ACCESS_LINE),
 )
 
 
@@ -78,7 +100,8 @@ def run_overhead(
     servers: list[tuple[Variant, ServerProcess, str | None]] = []
     try:
         for v in (baseline, variant):
-            db_url = f"sqlite:///{workdir / f'overhead-{name}-{len(servers)}.db'}"
+            db_file = f"overhead-{name}-{scenario}-{len(servers)}.db".replace(" ", "-")
+            db_url = f"sqlite:///{workdir / db_file}"
             header = v.authorize(db_url) if v.authorize else None
             port = free_port()
             server = ServerProcess(v.name, _server_argv(port, db_url), port, quota_free_env(v.env))

@@ -26,7 +26,7 @@ from . import pgdb
 from .chathistory import run_chat_history
 from .httpbench import run_matrix
 from .load import SCENARIOS, wrk_path
-from .overhead import TOKEN_CHECK, run_overhead
+from .overhead import FIGURES, run_overhead
 from .pipeline import QUICK_PIPELINE, PipelineSizes, postgres_backend, run_pipeline, sqlite_backend
 from .procs import (
     ServerProcess,
@@ -112,9 +112,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the chat history figure (10,000 appends to one session)",
     )
     p.add_argument(
+        "--overhead",
+        type=lambda s: s.split(","),
+        default=env("BENCH_OVERHEAD", ",".join(dict.fromkeys(f[0] for f in FIGURES))).split(","),
+        help="comma-separated cost-of-a-feature figures: token check, metrics, access line "
+        "(BENCH_OVERHEAD; default all)",
+    )
+    p.add_argument(
         "--no-overhead",
         action="store_true",
-        help="skip the cost-of-a-feature figures (server CPU per GET with token checks on)",
+        help="skip the cost-of-a-feature figures (server CPU per request with token checks, "
+        "metrics, access lines on)",
     )
     p.add_argument(
         "--no-langgraph",
@@ -312,12 +320,14 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # reported like the other figures; the rest still runs
                 results["chat_history"] = {"error": f"{type(exc).__name__}: {exc}"}
                 log(f"chat history figure failed: {exc}")
-        if not args.no_overhead:
+        chosen = [] if args.no_overhead else [f for f in FIGURES if f[0] in args.overhead]
+        for name, scenario, baseline, variant in chosen:
             results["overhead"].append(
                 run_overhead(
-                    "token check",
-                    *TOKEN_CHECK,
-                    scenario="get",
+                    name,
+                    baseline,
+                    variant,
+                    scenario=scenario,
                     connections=max(args.connections),
                     repeats=args.repeats,
                     duration=args.duration,

@@ -123,7 +123,9 @@ def test_smoke_langgraph_figures(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_python_load_generator_drives_the_same_scenarios(tmp_path: Path) -> None:
     results, printed = run_bench(
-        tmp_path, "--generator", "python", "--no-scaling", "--no-pipeline", "--scenarios", "put,cas"
+        tmp_path,
+        *("--generator", "python", "--no-scaling", "--no-pipeline", "--scenarios", "put,cas"),
+        *("--overhead", "token check"),
     )
     assert results["meta"]["generator"] == "python"
     assert results["scaling"] is None
