@@ -13,9 +13,9 @@ stored idempotent outcomes whose time to live has passed (``Store.purge_idempote
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from .periodic import Periodic
 from .storage.base import Store, Write
 
 logger = logging.getLogger("botwire_server.expiry")
@@ -46,31 +46,15 @@ async def sweep(store: Store, *, limit: int = PAGE, max_pages: int = MAX_PAGES_P
     return examined
 
 
-class Sweeper:
+class Sweeper(Periodic):
     """Runs ``sweep`` every ``interval`` seconds in a background task (``start`` / ``stop``)."""
 
+    logger = logger
+    what = "expiry sweep"
+
     def __init__(self, store: Store, *, interval: float) -> None:
+        super().__init__(interval=interval)
         self.store = store
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await sweep(self.store)
-            except Exception:  # CancelledError (stop) is not an Exception: it ends the loop
-                logger.exception("The expiry sweep failed; it is retried in %s s.", self.interval)
-            await asyncio.sleep(self.interval)
+    async def round(self) -> None:
+        await sweep(self.store)

@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime
 
 from .errors import BotWireServerError
+from .periodic import Periodic
 from .storage.base import MICROS, Store
 
 logger = logging.getLogger("botwire_server.retention")
@@ -74,38 +75,19 @@ async def retain(store: Store, retention: float, *, step: int = STEP, pause: flo
     return removed
 
 
-class Retention:
+class Retention(Periodic):
     """Runs ``retain`` every ``interval`` seconds in a background task (``start`` /
     ``stop``)."""
 
+    logger = logger
+    what = "retention pass"
+
     def __init__(self, store: Store, *, retention: float, interval: float) -> None:
+        super().__init__(interval=interval)
         self.store = store
         self.retention = retention
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                removed = await retain(self.store, self.retention)
-                if removed:
-                    logger.info("Retention compacted %d events.", removed)
-            except Exception:  # CancelledError (stop) is not an Exception: it ends the loop
-                logger.exception("The retention pass failed; it is retried in %s s.", self.interval)
-            await asyncio.sleep(self.interval)
-
-
-__all__ = ["Retention", "compact_namespace", "retain"]
+    async def round(self) -> None:
+        removed = await retain(self.store, self.retention)
+        if removed:
+            logger.info("Retention compacted %d events.", removed)
